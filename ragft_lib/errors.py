@@ -1,0 +1,44 @@
+"""Exceptions raised at ragft_lib's boundary.
+
+Standard library only (``ragft_lib.decision`` and ``ragft_lib.cost`` run in the browser).
+Every error says *what* was wrong (file, line, field, value) so a user never has to read a
+traceback from inside numpy, faiss or torch.
+"""
+
+from __future__ import annotations
+
+
+class RagftError(Exception):
+    """Base class of every error ragft_lib raises on purpose."""
+
+
+class ConfigError(RagftError, ValueError):
+    """A field of a config or input object has an invalid value.
+
+    ``field`` names the offending field (``None`` when the problem is not one field).
+
+    >>> raise ConfigError("must be > 0, got -1", field="k")
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: k: must be > 0, got -1
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class DataError(RagftError, ValueError):
+    """Input data (a file, a record, a corpus) is unusable; the message names file and line."""
+
+
+class ModelNotFoundError(RagftError, LookupError):
+    """A model could not be found offline or on the hub; the message says what to install or set."""
+
+
+class IndexFormatError(RagftError):
+    """A saved index or store is corrupt, from another format version, or for another embedder."""
+
+
+class StoreError(RagftError):
+    """A vector store (database) failed: unreachable, misconfigured, or holding other data."""

