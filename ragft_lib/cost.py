@@ -573,7 +573,7 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
             arr = np.asarray(values)
             bad = ~np.isin(arr, meta[name]["choices"])
             if bad.any():
-                raise ConfigError(f"must be 'api' or 'self-hosted', got {arr[bad].flat[0]!r}", field=name)
+                raise ConfigError(f"must be 'api' or 'self-hosted', got {str(arr[bad].flat[0])!r}", field=name)
             arr = (arr == "self-hosted").astype(float)
             setattr(p, "self_hosted", arr)
         else:
