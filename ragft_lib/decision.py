@@ -360,6 +360,24 @@ class Recommendation:
 # The rules: each returns reasons (and notes) for one dimension
 # ------------------------------------------------------------------------------------------
 
+#: The yes/no needs as a table: (Scenario field, dimension, favours, weight, why).
+FLAG_RULES: tuple[tuple[str, str, str, int, str], ...] = (
+    ("needs_citations", "citations", "rag", 2,
+     "Answers must cite sources: retrieval returns the passages an answer came from; a fine-tuned model "
+     "cannot say where a fact came from."),
+    ("regulated", "audit", "rag", 2,
+     "Regulated use: each answer can be traced to the retrieved documents, and removing a document takes "
+     "effect at once; removing a fact from weights means retraining."),
+    ("strict_format", "output format", "fine-tune", 2,
+     "A strict output format must hold on every answer: fine-tuning on examples makes it consistent, where "
+     "prompting drifts and its instructions cost tokens on every request."),
+    ("specialized_jargon", "vocabulary", "fine-tune", 1,
+     "Specialised jargon: fine-tuning teaches the vocabulary and how it is used; retrieval only shows it in "
+     "context."),
+    ("style_transfer", "style", "fine-tune", 2,
+     "A house style or voice is behaviour, learned from examples, not a fact to retrieve."),
+)
+
 
 def _facts_rules(s: Scenario) -> tuple[list[Reason], list[str]]:
     reasons, notes = [], []
@@ -375,16 +393,8 @@ def _facts_rules(s: Scenario) -> tuple[list[Reason], list[str]]:
             2 if d <= VERY_FRESH_DAYS else 1))
     else:
         notes.append(f"The knowledge changes only {_every(d)}: retraining that often is affordable.")
-    if s.needs_citations:
-        reasons.append(Reason(
-            "citations", "rag",
-            "Answers must cite sources: retrieval returns the passages an answer came from; a fine-tuned "
-            "model cannot say where a fact came from.", 2))
-    if s.regulated:
-        reasons.append(Reason(
-            "audit", "rag",
-            "Regulated use: each answer can be traced to the retrieved documents, and removing a document "
-            "takes effect at once; removing a fact from weights means retraining.", 2))
+    reasons += [Reason(dim, favours, why, w) for f, dim, favours, w, why in FLAG_RULES
+                if favours == "rag" and getattr(s, f)]
     if s.kb_documents >= LARGE_KB_DOCUMENTS:
         reasons.append(Reason(
             "knowledge base size", "rag",
@@ -394,22 +404,8 @@ def _facts_rules(s: Scenario) -> tuple[list[Reason], list[str]]:
 
 
 def _behaviour_rules(s: Scenario) -> list[Reason]:
-    reasons = []
-    if s.strict_format:
-        reasons.append(Reason(
-            "output format", "fine-tune",
-            "A strict output format must hold on every answer: fine-tuning on examples makes it consistent, "
-            "where prompting drifts and its instructions cost tokens on every request.", 2))
-    if s.specialized_jargon:
-        reasons.append(Reason(
-            "vocabulary", "fine-tune",
-            "Specialised jargon: fine-tuning teaches the vocabulary and how it is used; retrieval only shows "
-            "it in context.", 1))
-    if s.style_transfer:
-        reasons.append(Reason(
-            "style", "fine-tune",
-            "A house style or voice is behaviour, learned from examples, not a fact to retrieve.", 2))
-    return reasons
+    return [Reason(dim, favours, why, w) for f, dim, favours, w, why in FLAG_RULES
+            if favours == "fine-tune" and getattr(s, f)]
 
 
 def _data_rules(s: Scenario) -> tuple[list[Reason], list[str]]:
