@@ -1,0 +1,331 @@
+"""End-to-end latency of RAG, fine-tuned and hybrid systems, composed from per-stage distributions.
+
+A RAG request passes through ``embed_query -> search -> fetch_chunks -> build_prompt -> generate``
+(:data:`STAGES`); a fine-tuned model only generates. RAG's generation is also slower: its prompt
+carries ``rag_context_tokens`` more tokens to prefill. Each stage is a distribution, either
+measured (:class:`Empirical`, e.g. many ``Answer.timings`` dicts in seconds) or parametric
+(:class:`LogNormal`, fitted with :meth:`LogNormal.fit`). :func:`simulate` draws them (seeded
+Monte-Carlo) into p50/p95/p99 per approach; :func:`sla_check` says which approaches meet a
+target; :func:`plot_distributions` and :func:`plot_tail` draw them.
+
+The module imports only the standard library; numpy (simulation) and matplotlib (plots) are
+imported inside the functions that need them. :data:`DEFAULT_PERCENTILES_MS` is the result of
+``simulate(LatencyProfile(), n=200_000, seed=0)``, stored so the decision engine (which runs in the
+browser without numpy) can use it; a test checks that it still matches.
+
+>>> report = simulate(LatencyProfile(), n=20_000, seed=0)              # doctest: +SKIP
+>>> report.percentiles_ms["rag"]["p95"] > report.percentiles_ms["fine-tune"]["p95"]  # doctest: +SKIP
+True
+>>> sla_check(DEFAULT_PERCENTILES_MS, p95_ms=2000)
+{'rag': False, 'fine-tune': True, 'hybrid': False}
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, Union
+
+from ._fields import check_number
+from .errors import ConfigError, DataError
+
+APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+#: Stages of a RAG request, in order; ``generate`` is generation *without* retrieved context.
+STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
+RETRIEVAL_STAGES: tuple[str, ...] = STAGES[:4]
+PERCENTILES: tuple[int, ...] = (50, 95, 99)
+
+#: ``simulate(LatencyProfile(), n=200_000, seed=0).percentiles_ms`` (milliseconds), stored for
+#: code that must not import numpy. ``tests/test_latency.py`` checks it against the simulation.
+DEFAULT_PERCENTILES_MS: Mapping[str, Mapping[str, float]] = {
+    "rag": {"p50": 1443.3, "p95": 2149.5, "p99": 2550.0},
+    "fine-tune": {"p50": 1200.4, "p95": 1905.5, "p99": 2306.3},
+    "hybrid": {"p50": 1443.3, "p95": 2149.5, "p99": 2550.0},
+}
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"must be a number, got {value!r}", field=name)
+    check_number(name, value, {"min": 0, "min_exclusive": not allow_zero, "unit": ""})
+
+
+@dataclass(frozen=True)
+class LogNormal:
+    """A lognormal stage latency: ``median_s`` seconds, ``sigma`` the sd of ``log(seconds)``.
+
+    >>> d = LogNormal(0.1, 0.5)
+    >>> round(d.quantile(0.5), 3), round(d.quantile(0.95), 3)
+    (0.1, 0.228)
+    """
+
+    median_s: float
+    sigma: float = 0.3
+
+    def __post_init__(self) -> None:
+        _positive("median_s", self.median_s)
+        _positive("sigma", self.sigma, allow_zero=True)
+
+    @classmethod
+    def fit(cls, samples_s: Sequence[float]) -> "LogNormal":
+        """Maximum-likelihood fit to positive samples (seconds).
+
+        >>> LogNormal.fit([0.1, 0.2, 0.4]).median_s
+        0.2
+        """
+        xs = [float(x) for x in samples_s]
+        if len(xs) < 2 or any(not x > 0 or math.isinf(x) for x in xs):
+            raise DataError(f"LogNormal.fit needs at least 2 positive finite samples, got {len(xs)}")
+        logs = [math.log(x) for x in xs]
+        return cls(round(math.exp(statistics.fmean(logs)), 12), statistics.pstdev(logs))
+
+    def quantile(self, q: float) -> float:
+        """Seconds below which a fraction ``q`` of requests falls."""
+        return self.median_s * math.exp(self.sigma * statistics.NormalDist().inv_cdf(q))
+
+    def sample(self, rng: Any, n: int) -> Any:
+        """``n`` draws (a numpy array of seconds) from a ``numpy.random.Generator``."""
+        return rng.lognormal(math.log(self.median_s), self.sigma, n)
+
+
+@dataclass(frozen=True)
+class Empirical:
+    """A stage latency given by measured samples (seconds), resampled with replacement.
+
+    >>> Empirical((0.01, 0.02, 0.03)).quantile(0.5)
+    0.02
+    """
+
+    samples_s: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "samples_s", tuple(float(x) for x in self.samples_s))
+        if not self.samples_s:
+            raise ConfigError("needs at least one sample", field="samples_s")
+        for x in self.samples_s:
+            _positive("samples_s", x, allow_zero=True)
+
+    def quantile(self, q: float) -> float:
+        """Empirical quantile (linear interpolation between order statistics)."""
+        xs = sorted(self.samples_s)
+        pos = q * (len(xs) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(xs) - 1)
+        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+    def sample(self, rng: Any, n: int) -> Any:
+        import numpy as np
+
+        return rng.choice(np.asarray(self.samples_s), n)
+
+
+Distribution = Union[LogNormal, Empirical]
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """Per-stage latency distributions and how generation grows with retrieved context.
+
+    Defaults are illustrative for a production system: hosted embedding API, managed vector
+    database, an ~8B model on a GPU server generating ~250 tokens (replace them with
+    :meth:`from_samples` on your own timings). ``generate`` is generation without retrieved
+    context; RAG adds ``rag_context_tokens * prefill_s_per_context_token`` seconds of prefill.
+    A fine-tuned model's generation is ``finetuned_generate_factor`` times the base model's
+    (1.0 for merged LoRA weights; above 1 for adapters applied at run time).
+
+    >>> p = LatencyProfile(rag_context_tokens=4000)
+    >>> round(p.extra_prefill_s, 3)
+    0.4
+    """
+
+    embed_query: Distribution = field(default_factory=lambda: LogNormal(0.020, 0.35))
+    search: Distribution = field(default_factory=lambda: LogNormal(0.012, 0.50))
+    fetch_chunks: Distribution = field(default_factory=lambda: LogNormal(0.006, 0.50))
+    build_prompt: Distribution = field(default_factory=lambda: LogNormal(0.001, 0.30))
+    generate: Distribution = field(default_factory=lambda: LogNormal(1.200, 0.28))
+    rag_context_tokens: float = 2000.0
+    prefill_s_per_context_token: float = 0.0001
+    finetuned_generate_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        for stage in STAGES:
+            if not isinstance(getattr(self, stage), (LogNormal, Empirical)):
+                raise ConfigError(f"must be a LogNormal or Empirical, got {getattr(self, stage)!r}", field=stage)
+        _positive("rag_context_tokens", self.rag_context_tokens, allow_zero=True)
+        _positive("prefill_s_per_context_token", self.prefill_s_per_context_token, allow_zero=True)
+        _positive("finetuned_generate_factor", self.finetuned_generate_factor)
+
+    @property
+    def extra_prefill_s(self) -> float:
+        """Seconds RAG's retrieved context adds to generation."""
+        return self.rag_context_tokens * self.prefill_s_per_context_token
+
+    @classmethod
+    def from_samples(
+        cls,
+        timings: Sequence[Mapping[str, float]],
+        *,
+        parametric: bool = False,
+        samples_context_tokens: float = 0.0,
+        **overrides: Any,
+    ) -> "LatencyProfile":
+        """Profile from measured timings: a list of ``{stage: seconds}`` dicts (e.g. ``Answer.timings``).
+
+        Stages present in the samples replace the defaults (as :class:`Empirical`, or fitted
+        :class:`LogNormal` when ``parametric``); stages absent from every sample keep the default;
+        other keys (e.g. ``"total"``) are ignored. If the measured ``generate`` included
+        ``samples_context_tokens`` of retrieved context, that prefill is subtracted.
+
+        >>> t = [{"embed_query": 0.01, "search": 0.002, "generate": 1.1},
+        ...      {"embed_query": 0.02, "search": 0.003, "generate": 1.3}]
+        >>> LatencyProfile.from_samples(t).search.samples_s
+        (0.002, 0.003)
+        """
+        if isinstance(timings, Mapping) or not isinstance(timings, Sequence) or not timings:
+            raise DataError("timings must be a non-empty list of {stage: seconds} dicts")
+        present = [s for s in STAGES if any(isinstance(t, Mapping) and s in t for t in timings)]
+        if not present:
+            raise DataError(f"no sample has any of the stages {', '.join(STAGES)}")
+        base = cls(**overrides)
+        _positive("samples_context_tokens", samples_context_tokens, allow_zero=True)
+        columns: dict[str, list[float]] = {s: [] for s in present}
+        for i, t in enumerate(timings):
+            if not isinstance(t, Mapping):
+                raise DataError(f"timings[{i}] must be a dict of stage -> seconds, got {type(t).__name__}")
+            for s in present:
+                if s not in t:
+                    raise DataError(f"timings[{i}] has no {s!r} (other samples have it)")
+                v = t[s]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
+                    raise DataError(f"timings[{i}][{s!r}] must be a finite number of seconds >= 0, got {v!r}")
+                if s == "generate":
+                    v = max(v - samples_context_tokens * base.prefill_s_per_context_token, 1e-6)
+                columns[s].append(float(v))
+        stages = {s: (LogNormal.fit([max(x, 1e-9) for x in xs]) if parametric else Empirical(tuple(xs)))
+                  for s, xs in columns.items()}
+        return cls(**{**overrides, **stages})
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """Simulated end-to-end latencies: ``samples_ms[approach]`` (numpy arrays) and their percentiles.
+
+    >>> r = simulate(n=10_000)                               # doctest: +SKIP
+    >>> r.sla_check(p95_ms=2000)                             # doctest: +SKIP
+    {'rag': False, 'fine-tune': True, 'hybrid': False}
+    """
+
+    samples_ms: Mapping[str, Any]
+    percentiles_ms: Mapping[str, Mapping[str, float]]
+    n: int
+    seed: int
+
+    def sla_check(self, p95_ms: float | None = None, p99_ms: float | None = None) -> dict[str, bool]:
+        """Which approaches meet the targets (see :func:`sla_check`)."""
+        return sla_check(self.percentiles_ms, p95_ms=p95_ms, p99_ms=p99_ms)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per approach: ``{"approach", "p50", "p95", "p99"}`` in ms (for a DataFrame)."""
+        return [{"approach": a, **dict(v)} for a, v in self.percentiles_ms.items()]
+
+
+def simulate(profile: LatencyProfile | None = None, n: int = 100_000, seed: int = 0) -> LatencyReport:
+    """Monte-Carlo the end-to-end latency of each approach (numpy; seeded, reproducible).
+
+    The same stage draws feed every approach (common random numbers), so differences between
+    approaches are not noise. rag = retrieval stages + generate + context prefill; fine-tune =
+    generate x ``finetuned_generate_factor``; hybrid = retrieval stages + fine-tuned generate +
+    context prefill.
+
+    >>> simulate(n=50_000, seed=1).percentiles_ms["fine-tune"]["p50"]   # doctest: +SKIP
+    1199.5
+    """
+    import numpy as np
+
+    profile = profile or LatencyProfile()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
+        raise ConfigError(f"must be an integer >= 100, got {n!r}", field="n")
+    rng = np.random.default_rng(seed)
+    draws = {s: getattr(profile, s).sample(rng, n) for s in STAGES}
+    retrieval = sum(draws[s] for s in RETRIEVAL_STAGES)
+    tuned_generate = draws["generate"] * profile.finetuned_generate_factor
+    totals_s = {
+        "rag": retrieval + draws["generate"] + profile.extra_prefill_s,
+        "fine-tune": tuned_generate,
+        "hybrid": retrieval + tuned_generate + profile.extra_prefill_s,
+    }
+    samples_ms = {a: v * 1000.0 for a, v in totals_s.items()}
+    pct = {
+        a: {f"p{q}": round(float(np.percentile(v, q)), 1) for q in PERCENTILES} for a, v in samples_ms.items()
+    }
+    return LatencyReport(samples_ms, pct, n, seed)
+
+
+def sla_check(
+    percentiles_ms: Mapping[str, Mapping[str, float]],
+    p95_ms: float | None = None,
+    p99_ms: float | None = None,
+) -> dict[str, bool]:
+    """Which approaches meet a p95 and/or p99 target (ms). Standard library only.
+
+    >>> sla_check({"rag": {"p95": 900, "p99": 1400}, "fine-tune": {"p95": 600, "p99": 800}}, 1000, 1000)
+    {'rag': False, 'fine-tune': True}
+    """
+    for name, target in (("p95_ms", p95_ms), ("p99_ms", p99_ms)):
+        if target is not None:
+            _positive(name, target)
+    out = {}
+    for approach, pct in percentiles_ms.items():
+        ok = True
+        if p95_ms is not None:
+            ok = ok and pct["p95"] <= p95_ms
+        if p99_ms is not None:
+            ok = ok and pct["p99"] <= p99_ms
+        out[approach] = ok
+    return out
+
+
+def plot_distributions(report: LatencyReport, ax: Any = None, bins: int = 120) -> Any:
+    """Histograms of end-to-end latency per approach, with p95 marked.
+
+    >>> ax = plot_distributions(simulate(n=20_000))          # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    hi = max(float(np.percentile(v, 99.9)) for v in report.samples_ms.values())
+    for i, (a, v) in enumerate(report.samples_ms.items()):
+        color = f"C{i}"
+        ax.hist(v, bins=bins, range=(0, hi), histtype="step", density=True, label=a, color=color)
+        ax.axvline(report.percentiles_ms[a]["p95"], color=color, linestyle=":", linewidth=1)
+    ax.set(xlabel="end-to-end latency (ms)", ylabel="density", title="Latency per approach (dotted: p95)")
+    ax.legend()
+    return ax
+
+
+def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None) -> Any:
+    """Tail plot: fraction of requests slower than x (log scale), an optional SLO line.
+
+    >>> ax = plot_tail(simulate(n=20_000), slo_ms=2000)      # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for a, v in report.samples_ms.items():
+        xs = np.sort(v)
+        frac = 1.0 - np.arange(1, len(xs) + 1) / len(xs)
+        ax.plot(xs[:-1], frac[:-1], label=a)
+    for q in (0.05, 0.01):
+        ax.axhline(q, color="grey", linewidth=0.5, linestyle="--")
+    if slo_ms is not None:
+        ax.axvline(slo_ms, color="black", linewidth=1)
+        ax.annotate("SLO", (slo_ms, 0.5), xytext=(3, 0), textcoords="offset points", fontsize=8)
+    ax.set(yscale="log", xlabel="latency (ms)", ylabel="fraction of requests slower",
+           title="Latency tail (dashed: p95, p99)")
+    ax.legend()
+    return ax

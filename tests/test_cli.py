@@ -1,0 +1,120 @@
+"""The ``ragft`` command: every example file, the cost command, and bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragft_lib.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.*"))
+EXPECTED = {
+    "support_bot_prototype.yaml": "rag",
+    "policy_qa_regulated.yaml": "rag",
+    "news_assistant.json": "rag",
+    "legal_drafting_style.yaml": "fine-tune",
+    "ticket_classifier_at_scale.json": "fine-tune",
+    "medical_codes_static.yaml": "fine-tune",
+    "product_catalog_json.yaml": "hybrid",
+    "clinical_guidelines_assistant.json": "hybrid",
+    "issue6_example.yaml": "hybrid",
+}
+
+
+def ragft(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a separate process, the way a user does."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ragft_lib.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_examples_cover_every_verdict_and_are_all_listed() -> None:
+    assert {p.name for p in EXAMPLES} == set(EXPECTED)
+    assert set(EXPECTED.values()) == {"rag", "fine-tune", "hybrid"}
+    assert {p.suffix for p in EXAMPLES} == {".yaml", ".json"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_recommend_every_example(path: Path) -> None:
+    out = ragft("recommend", str(path.relative_to(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"## Verdict: {EXPECTED[path.name]}\n")
+    assert "### What would change the verdict" in out.stdout and out.stderr == ""
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_recommend_json(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recommend", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["approach"] == EXPECTED[path.name]
+    assert data["reasons"] and all({"dimension", "favours", "why"} <= set(r) for r in data["reasons"])
+
+
+BAD_FILES = [
+    ("missing.yaml", None, "missing.yaml: no such file"),
+    ("bad.json", '{"stage": "production",, }', "bad.json: invalid JSON at line 1"),
+    ("bad.yaml", "stage: [production\n", "bad.yaml: invalid YAML at line 2"),
+    ("list.yaml", "- stage\n", "list.yaml: expected a mapping"),
+    ("unknown.yaml", "stage: production\nfreshness_days: 3\n", "unknown.yaml: freshness_days: unknown field"),
+    ("type.json", '{"needs_citations": "yes"}', "type.json: needs_citations: must be true or false"),
+    ("value.yaml", "requests_per_day: 0\n", "value.yaml: requests_per_day: must be > 0"),
+    ("choice.yaml", "stage: pilot\n", "choice.yaml: stage: must be one of 'prototype', 'production'"),
+    ("text.yaml", "requests_per_day: 1e5\n", "text.yaml: requests_per_day: must be a number"),
+    ("scenario.txt", "stage: production\n", "scenario.txt: unknown scenario file type '.txt'"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_exit_2_with_one_line(tmp_path: Path, name: str, text: str | None, message: str) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    out = ragft("recommend", str(path))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragft: error: ") and message in lines[0]
+
+
+def test_cost_defaults_and_flags() -> None:
+    out = ragft("cost")
+    assert out.returncode == 0, out.stderr
+    assert "Crossover: fine-tune becomes cheaper than rag above 31,352 requests/day (closed-form)." in out.stdout
+    out = ragft("cost", "--hosting", "self-hosted", "--knowledge-update-days", "none", "--json")
+    data = json.loads(out.stdout)
+    assert data["inputs"]["knowledge_update_days"] is None and data["inputs"]["hosting"] == "self-hosted"
+    assert data["crossover"]["method"] == "piecewise closed-form"
+    assert set(data["costs"]) == {"rag", "fine-tune", "hybrid"}
+
+
+def test_cost_flags_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--requests-per-day", "2e6", "--gpu-hour-usd", "1.5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["inputs"]["requests_per_day"] == 2e6 and data["inputs"]["gpu_hour_usd"] == 1.5
+    assert data["costs"]["fine-tune"]["monthly_usd"] < data["costs"]["rag"]["monthly_usd"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cost", "--gpu-hour-usd", "-1"], "gpu_hour_usd: must be >= 0 USD/hour"),
+        (["cost", "--requests-per-day", "nan"], "requests_per_day: must be a finite number"),
+        (["cost", "--requests-per-day", "0"], "requests_per_day: must be > 0"),
+        (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: invalid float value: 'cheap'"),
+        (["cost", "--hosting", "cloud"], "argument --hosting: invalid choice: 'cloud'"),
+        (["cost", "--prompt-tokens-per-request", "100"], "instruction_tokens_saved_by_finetuning: must be <="),
+        (["bench"], "invalid choice: 'bench'"),
+        ([], "the following arguments are required: command"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
+    out = ragft(*args)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragft: error: ") and message in lines[0]

@@ -1,0 +1,135 @@
+"""Latency model: distributions, fitting from samples, simulation, SLA check and plots."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ragft_lib.errors import ConfigError, DataError
+from ragft_lib.latency import (
+    APPROACHES,
+    DEFAULT_PERCENTILES_MS,
+    STAGES,
+    Empirical,
+    LatencyProfile,
+    LogNormal,
+    plot_distributions,
+    plot_tail,
+    simulate,
+    sla_check,
+)
+
+
+def test_stored_default_percentiles_match_the_simulation() -> None:
+    report = simulate(LatencyProfile(), n=200_000, seed=0)
+    for a in APPROACHES:
+        for q, v in DEFAULT_PERCENTILES_MS[a].items():
+            assert report.percentiles_ms[a][q] == pytest.approx(v, rel=0.002), (a, q)
+
+
+def test_simulation_is_seeded_and_ordered() -> None:
+    a, b = simulate(n=5_000, seed=3), simulate(n=5_000, seed=3)
+    assert a.percentiles_ms == b.percentiles_ms
+    assert simulate(n=5_000, seed=4).percentiles_ms != a.percentiles_ms
+    for approach in APPROACHES:
+        p = a.percentiles_ms[approach]
+        assert p["p50"] < p["p95"] < p["p99"]
+    assert a.percentiles_ms["rag"]["p95"] > a.percentiles_ms["fine-tune"]["p95"]
+    assert a.table()[0]["approach"] == "rag" and set(a.table()[0]) == {"approach", "p50", "p95", "p99"}
+
+
+def test_composition_of_constant_stages_is_exact() -> None:
+    const = {s: Empirical((v,)) for s, v in zip(STAGES, (0.01, 0.02, 0.03, 0.04, 1.0))}
+    p = LatencyProfile(**const, rag_context_tokens=1000, prefill_s_per_context_token=0.0002,
+                       finetuned_generate_factor=1.5)
+    pct = simulate(p, n=1_000).percentiles_ms
+    assert pct["fine-tune"]["p50"] == pytest.approx(1500.0)
+    assert pct["rag"]["p50"] == pytest.approx(1000 + 100 + 200)
+    assert pct["hybrid"]["p50"] == pytest.approx(1500 + 100 + 200)
+
+
+def test_longer_context_slows_rag_only() -> None:
+    short = simulate(LatencyProfile(rag_context_tokens=0), n=20_000).percentiles_ms
+    long = simulate(LatencyProfile(rag_context_tokens=8_000), n=20_000).percentiles_ms
+    assert long["rag"]["p50"] - short["rag"]["p50"] == pytest.approx(800, abs=1)
+    assert long["fine-tune"] == short["fine-tune"]
+
+
+def test_lognormal_quantiles_and_fit() -> None:
+    d = LogNormal(0.2, 0.4)
+    assert d.quantile(0.5) == pytest.approx(0.2)
+    assert d.quantile(0.95) == pytest.approx(0.2 * math.exp(0.4 * 1.6448536), rel=1e-6)
+    draws = d.sample(np.random.default_rng(0), 50_000)
+    fit = LogNormal.fit(draws)
+    assert fit.median_s == pytest.approx(0.2, rel=0.01) and fit.sigma == pytest.approx(0.4, rel=0.02)
+
+
+def test_from_samples_empirical_and_parametric() -> None:
+    timings = [{"embed_query": 0.01 + i * 1e-4, "search": 0.003, "generate": 1.0 + i / 100, "total": 9}
+               for i in range(50)]
+    p = LatencyProfile.from_samples(timings)
+    assert isinstance(p.search, Empirical) and len(p.search.samples_s) == 50
+    assert p.fetch_chunks == LatencyProfile().fetch_chunks  # absent stage keeps the default
+    q = LatencyProfile.from_samples(timings, parametric=True, rag_context_tokens=500)
+    assert isinstance(q.generate, LogNormal) and q.rag_context_tokens == 500
+    r = LatencyProfile.from_samples(timings, samples_context_tokens=2000)  # measured with context
+    assert min(r.generate.samples_s) == pytest.approx(1.0 - 2000 * 0.0001)
+
+
+@pytest.mark.parametrize(
+    ("timings", "message"),
+    [
+        ([], "non-empty list"),
+        ({"search": 0.1}, "non-empty list"),
+        ([{"total": 1.0}], "no sample has any of the stages"),
+        ([{"search": 0.1}, {"generate": 1.0}], r"timings\[0\] has no 'generate'"),
+        ([{"search": -0.1}], r"timings\[0\]\['search'\] must be a finite number of seconds >= 0, got -0.1"),
+        ([{"search": "fast"}], r"timings\[0\]\['search'\] must be a finite number"),
+        ([{"search": math.nan}], r"timings\[0\]\['search'\]"),
+        ([{"search": 0.1}, "x"], r"timings\[1\] must be a dict"),
+    ],
+)
+def test_from_samples_rejects_bad_timings(timings: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        LatencyProfile.from_samples(timings)  # type: ignore[arg-type]
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(ConfigError, match="^median_s: must be > 0"):
+        LogNormal(0.0)
+    with pytest.raises(ConfigError, match="^sigma: must be >= 0"):
+        LogNormal(0.1, -1)
+    with pytest.raises(ConfigError, match="^samples_s: needs at least one sample"):
+        Empirical(())
+    with pytest.raises(ConfigError, match="^search: must be a LogNormal or Empirical"):
+        LatencyProfile(search=0.01)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="^prefill_s_per_context_token: must be a finite number"):
+        LatencyProfile(prefill_s_per_context_token=math.nan)
+    with pytest.raises(ConfigError, match="^n: must be an integer >= 100"):
+        simulate(n=10)
+    with pytest.raises(DataError, match="at least 2 positive"):
+        LogNormal.fit([0.1, 0.0])
+
+
+def test_sla_check() -> None:
+    pct = {"rag": {"p95": 900.0, "p99": 1500.0}, "fine-tune": {"p95": 700.0, "p99": 900.0}}
+    assert sla_check(pct) == {"rag": True, "fine-tune": True}
+    assert sla_check(pct, p95_ms=800) == {"rag": False, "fine-tune": True}
+    assert sla_check(pct, p95_ms=1000, p99_ms=1000) == {"rag": False, "fine-tune": True}
+    with pytest.raises(ConfigError, match="^p95_ms: must be > 0"):
+        sla_check(pct, p95_ms=-1)
+    report = simulate(n=2_000)
+    assert report.sla_check(p95_ms=1e9) == {a: True for a in APPROACHES}
+
+
+def test_plots() -> None:
+    import matplotlib.pyplot as plt
+
+    report = simulate(n=5_000)
+    ax = plot_distributions(report)
+    assert len(ax.patches) == 3  # one step histogram per approach
+    ax = plot_tail(report, slo_ms=2000)
+    assert [line.get_label() for line in ax.get_lines()[:3]] == list(APPROACHES)
+    plt.close("all")
