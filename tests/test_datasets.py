@@ -1,0 +1,108 @@
+"""The invented world: deterministic, internally consistent, and the update batch is exact."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragft_lib.datasets import GENERAL_QUESTIONS, load_pydoc_topics, load_world
+from ragft_lib.errors import ConfigError
+from ragft_lib.evaluate import normalize_answer
+
+
+@pytest.fixture(scope="module")
+def world():
+    return load_world()
+
+
+def test_deterministic_from_seed():
+    a, b, c = load_world(seed=7), load_world(seed=7), load_world(seed=8)
+    assert a.facts == b.facts and a.documents == b.documents and a.update == b.update
+    assert a.facts != c.facts
+
+
+def test_sizes_large_enough_for_learning_curves(world):
+    s = world.sizes()
+    assert s["facts"] >= 300 and s["documents"] >= 100
+    assert s["eval_facts"] > 0 and s["train_facts"] + s["eval_facts"] == s["facts"]
+    assert s["questions"] == 4 * s["facts"]
+
+
+def test_ids_unique(world):
+    assert len({f.id for f in world.facts}) == len(world.facts)
+    assert len({d.id for d in world.documents}) == len(world.documents)
+    assert len({d.source for d in world.documents}) == len(world.documents)
+
+
+def test_every_answer_appears_in_the_document_its_question_cites(world):
+    for f in world.facts:
+        doc = world.document(f.doc_id)
+        assert doc.source == f.source
+        assert f.statement in doc.text
+        assert f.answer in doc.text
+
+
+def test_paraphrases_keep_the_answer_and_the_entity(world):
+    for f in world.facts:
+        assert len(set(f.questions)) == len(f.questions) == 4
+        assert all(f.entity in q for q in f.questions)
+        assert all(f.answer in s and f.entity in s for s in f.statements)
+        assert all(f.answer not in q for q in f.questions), f  # questions never leak the answer
+
+
+def test_pairs_respect_split_and_holdout(world):
+    train = world.pairs("train", paraphrases=3)
+    assert {p.paraphrase for p in train} == {0, 1, 2}
+    assert all(world.fact(p.fact_id).split == "train" for p in train)
+    held = world.pairs("eval", heldout=True)
+    assert all(p.paraphrase == 3 for p in held)
+    assert not {p.question for p in held} & {p.question for p in world.pairs("eval", paraphrases=3)}
+    with pytest.raises(ConfigError, match="paraphrases"):
+        world.pairs("train", paraphrases=4)
+    with pytest.raises(ConfigError, match="split"):
+        world.facts_in("test")
+
+
+def test_update_batch_changes_exactly_the_facts_it_says(world):
+    changes = {c.fact_id: c for c in world.update.changes}
+    assert changes and all(c.old != c.new for c in changes.values())
+    updated = world.apply_update()
+    for old, new in zip(world.facts, updated.facts):
+        assert old.id == new.id
+        if old.id in changes:
+            assert old.answer == changes[old.id].old and new.answer == changes[old.id].new
+            assert new.answer in updated.document(new.doc_id).text
+            assert new.statement in updated.document(new.doc_id).text
+            assert old.statement not in updated.document(new.doc_id).text
+        else:
+            assert new == old
+            assert new.statement in updated.document(new.doc_id).text
+    touched = {world.fact(fid).doc_id for fid in changes}
+    assert {d.id for d in world.update.documents} == touched
+    for d_old, d_new in zip(world.documents, updated.documents):
+        assert (d_old.text != d_new.text) == (d_old.id in touched)
+
+
+def test_frames(world):
+    ff = world.facts_frame()
+    assert len(ff) == len(world.facts) and ff["changes_in_update"].sum() == len(world.update.changes)
+    assert len(world.questions_frame()) == 4 * len(world.facts)
+    assert len(world.documents_frame()) == len(world.documents)
+
+
+def test_bad_sizes_are_config_errors():
+    with pytest.raises(ConfigError, match="n_towns"):
+        load_world(n_towns=1)
+    with pytest.raises(ConfigError, match="eval_fraction"):
+        load_world(eval_fraction=1.5)
+
+
+def test_general_questions_have_answers():
+    assert len(GENERAL_QUESTIONS) >= 10
+    assert all(q.endswith("?") and answers and all(normalize_answer(a) for a in answers) for q, answers in GENERAL_QUESTIONS)
+
+
+def test_pydoc_topics_real_corpus():
+    docs = load_pydoc_topics()
+    assert len(docs) > 50
+    assert all(len(d.text) >= 200 and d.source.startswith("pydoc_data/topics/") for d in docs)
+    assert len({d.id for d in docs}) == len(docs)
