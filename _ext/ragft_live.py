@@ -150,7 +150,7 @@ def field_html(spec: dict[str, Any], prefix: str) -> str:
     fid = f"{prefix}-{name}"
     unit = f' <span class="ragft-unit">({e(spec["unit"])})</span>' if spec.get("unit") else ""
     help_text = spec["help"]
-    if spec.get("nullable") and spec.get("null_means"):
+    if spec.get("nullable") and spec.get("null_means") and "empty" not in help_text.lower():
         help_text += f" Empty: {spec['null_means']}."
     described = f'aria-describedby="{fid}-help {fid}-error"'
     attrs = f'id="{fid}" name="{e(name)}" {described}'
@@ -198,7 +198,9 @@ class _LiveDirective(SphinxDirective):
     def _common(self) -> tuple[str, str]:
         env = self.env
         files = getattr(env.app, "ragft_live_files", {})
-        for path in files.values():
+        # rebuild the page (so Sphinx also recopies the static files) when the library or the
+        # page script changes: with nothing out of date, Sphinx copies no static files at all
+        for path in [*files.values(), *sorted(STATIC.iterdir())]:
             env.note_dependency(str(path))
         serial = env.new_serialno("ragft-live")
         return f"ragft-{self.tool}-{serial}", wheel_name(getattr(env.app, "ragft_live_version", "0"))

@@ -144,12 +144,13 @@ def report(site: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = json.loads(out.stdout)
     result["examples"] = len(examples)
     summary = [{k: p[k] for k in ("page", "ready_ms", "bytes_to_ready", "bytes_total", "warm_ready_ms",
-                                  "warm_bytes", "version")} for p in result["pages"]]
+                                  "warm_bytes", "version", "phases", "load_event_ms")} for p in result["pages"]]
     (ROOT / "_build" / "live_tools_report.json").write_text(json.dumps({"pages": summary}, indent=1))
     for s in summary:
         print(f"\n{s['page']}: ready in {s['ready_ms'] / 1000:.2f} s after navigation start, "
               f"{s['bytes_to_ready'] / 1e6:.2f} MB transferred (cold cache); warm cache: ready in "
-              f"{s['warm_ready_ms'] / 1000:.2f} s, {s['warm_bytes'] / 1e3:.0f} kB; {s['version']}")
+              f"{s['warm_ready_ms'] / 1000:.2f} s, {s['warm_bytes'] / 1e3:.0f} kB; {s['version']}; "
+              f"ms since navigation start: {s['phases']}, load event {s['load_event_ms']}")
     return result
 
 
@@ -189,12 +190,13 @@ def test_bad_values_show_the_librarys_message_beside_the_field(report: dict) -> 
 
 def test_no_console_errors_and_nothing_leaves_127_0_0_1(report: dict, site: str) -> None:
     for page in report["pages"]:
-        assert page["console_errors"] == [], page["console_errors"]
+        assert page["console_errors"] == [], (page["console_errors"], page["bad_responses"])
+        assert page["bad_responses"] == [], page["bad_responses"]
         assert page["external"] == [], page["external"]
         assert page["requests"] and all(u.startswith(site) or u.startswith(("data:", "blob:"))
                                         for u in page["requests"])
         assert any(u.endswith(".whl") for u in page["requests"])
-    assert report["no_wasm_console_errors"] == []
+    assert report["no_wasm_console_errors"] == [] and report["no_wasm_bad_responses"] == [], report["no_wasm_bad_responses"]
 
 
 def test_without_webassembly_the_page_keeps_its_static_result(report: dict) -> None:

@@ -11,7 +11,9 @@
   const script = document.currentScript;
   if (!tools.length || !script) return;
   const staticURL = new URL(".", script.src);
-  const state = (window.ragftLive = { readyMs: null, failed: null, version: null });
+  const state = (window.ragftLive = { readyMs: null, failed: null, version: null, phases: {} });
+  const mark = (name) => { state.phases[name] = Math.round(performance.now()); };
+  mark("script");
 
   function status(tool, kind, html) {
     const p = tool.querySelector(".ragft-status");
@@ -23,6 +25,9 @@
     for (const tool of tools) {
       tool.dataset.ragftState = stateName;
       status(tool, kind, html);
+      if (stateName === "unsupported" || stateName === "failed") {
+        for (const el of tool.querySelectorAll("input, select, button")) el.disabled = true;
+      }
     }
   }
 
@@ -55,13 +60,16 @@
 
   async function startPython(wheel) {
     await loadScript(new URL("pyodide/pyodide.js", staticURL).href);
+    mark("pyodide_js");
     // eslint-disable-next-line no-undef
     const py = await loadPyodide({ indexURL: new URL("pyodide/", staticURL).href, stdout: () => {} });
+    mark("python");
     const problems = [];
     await py.loadPackage(new URL("ragft/" + wheel, staticURL).href, {
       messageCallback: () => {},
       errorCallback: (m) => problems.push(m),
     });
+    mark("wheel");
     let live;
     try {
       live = py.pyimport("ragft_lib.live");
