@@ -45,6 +45,7 @@ from typing import Any, Mapping, Sequence
 from ._fields import check, field_specs, from_mapping, spec, validate
 from .errors import ConfigError
 
+#: The three approaches, in the order every table and array uses.
 APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
@@ -60,7 +61,7 @@ PRICES_SOURCE = (
     "vector database ($0.05 per 1k queries, $70/month minimum) and an on-demand H100-class GPU "
     "($2.50/hour). Replace them with your own quotes."
 )
-#: The dated default price table: field name of :class:`CostInputs` -> value.
+#: The dated default price table, mapping a field name of :class:`CostInputs` to its value.
 DEFAULT_PRICES: Mapping[str, float] = MappingProxyType(
     {
         "price_per_1k_input_tokens_usd": 0.0004,
@@ -79,7 +80,7 @@ _P = DEFAULT_PRICES
 
 @dataclass(frozen=True)
 class CostInputs:
-    """Inputs of the cost model; units are in the field names; invalid values raise :class:`ConfigError`.
+    """Inputs of the cost model; units are in the field names; invalid values raise :class:`~ragft_lib.errors.ConfigError`.
 
     Each field carries metadata (label, help, unit, bounds); see :meth:`field_specs`.
 
@@ -180,7 +181,7 @@ class CostInputs:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "CostInputs":
-        """Build from a mapping; unknown fields raise :class:`ConfigError`.
+        """Build from a mapping; unknown fields raise :class:`~ragft_lib.errors.ConfigError`.
 
         >>> CostInputs.from_dict({"requests_per_day": 5}).requests_per_day
         5.0
@@ -682,3 +683,238 @@ def plot_sensitivity(rows: Sequence[SensitivityRow], baseline: float | None = No
     ax.set(xscale="log", xlabel="crossover, requests per day (v low value, ^ high value)",
            title="What moves the fine-tuning crossover")
     return ax
+
+
+# ------------------------------------------------------------------------------------------
+# Tables for a chapter or a notebook (pandas imported when called)
+# ------------------------------------------------------------------------------------------
+
+
+def breakdown_frame(inputs: CostInputs | None = None,
+                    requests_per_day: Sequence[float] = (1_000, 1_000_000)) -> Any:
+    """Cost per 1,000 requests in USD, by line item, for each approach at each volume (a DataFrame).
+
+    Rows are the line items of :func:`cost_breakdown` that are non-zero somewhere, plus
+    ``"total"``; columns are ``(requests/day, approach)``. Fixed monthly items (vector store,
+    training, retraining) are spread over the month's requests, which is why they dominate at low
+    volume and vanish at high volume.
+
+    >>> f = breakdown_frame(CostInputs(), requests_per_day=(1_000,))
+    >>> round(float(f.loc["vector_search", (1_000, "rag")]), 3)
+    0.05
+    >>> total = float(f.loc["total", (1_000, "rag")])
+    >>> round(total, 2) == round(1000 * cost_per_request(CostInputs(requests_per_day=1_000)), 2)
+    True
+    """
+    import pandas as pd
+
+    inputs = inputs or CostInputs()
+    columns = {}
+    for r in requests_per_day:
+        x = inputs.replace(requests_per_day=float(r))
+        per_1k = 1000.0 / (x.requests_per_day * DAYS_PER_MONTH)
+        for a in APPROACHES:
+            columns[(r, a)] = {k: v * per_1k for k, v in cost_breakdown(x, a).items()}
+    frame = pd.DataFrame(columns)
+    frame = frame.loc[(frame != 0).any(axis=1)]
+    frame.loc["total"] = frame.sum()
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["requests/day", "approach"])
+    frame.index.name = "USD per 1,000 requests"
+    return frame
+
+
+#: Ranges that :func:`sample_inputs` draws from: field -> (low, high, scale). ``"log"`` draws
+#: log-uniformly, ``"linear"`` uniformly. ``instruction_tokens_saved_by_finetuning`` is drawn as a
+#: *fraction* of the prompt; ``knowledge_update_days`` is static with probability
+#: :data:`STATIC_SHARE`; ``hosting`` is self-hosted with probability :data:`SELF_HOSTED_SHARE`.
+SCENARIO_RANGES: Mapping[str, tuple[float, float, str]] = MappingProxyType({
+    "prompt_tokens_per_request": (200.0, 3_000.0, "log"),
+    "instruction_tokens_saved_by_finetuning": (0.0, 0.8, "linear"),
+    "output_tokens_per_request": (50.0, 1_000.0, "log"),
+    "rag_context_tokens_per_request": (500.0, 8_000.0, "log"),
+    "knowledge_update_days": (1.0, 365.0, "log"),
+    "price_per_1k_input_tokens_usd": (0.0001, 0.005, "log"),
+    "price_per_1k_output_tokens_usd": (0.0004, 0.02, "log"),
+    "finetuned_token_price_multiplier": (1.0, 4.0, "linear"),
+    "vector_store_usd_per_month": (0.0, 1_000.0, "linear"),
+    "gpu_hour_usd": (1.0, 6.0, "log"),
+    "training_gpu_hours": (1.0, 100.0, "log"),
+    "data_prep_usd": (500.0, 30_000.0, "log"),
+    "finetuned_hosting_usd_per_month": (0.0, 2_000.0, "linear"),
+})
+#: Share of :func:`sample_inputs` scenarios with static knowledge.
+STATIC_SHARE = 0.25
+#: Share of :func:`sample_inputs` scenarios that are self-hosted.
+SELF_HOSTED_SHARE = 0.5
+
+
+def sample_inputs(n: int, seed: int = 0, ranges: Mapping[str, tuple[float, float, str]] | None = None,
+                  static_share: float = STATIC_SHARE, self_hosted_share: float = SELF_HOSTED_SHARE) -> dict[str, Any]:
+    """``n`` random scenarios as :func:`cost_grid` keyword arrays (numpy; seeded).
+
+    Each field in ``ranges`` (default :data:`SCENARIO_RANGES`) is drawn independently; the rest
+    stays at the base inputs of :func:`cost_grid`.
+
+    >>> xs = sample_inputs(1_000, seed=1)
+    >>> bool((xs["instruction_tokens_saved_by_finetuning"] <= xs["prompt_tokens_per_request"]).all())
+    True
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for name, (lo, hi, scale) in (SCENARIO_RANGES if ranges is None else ranges).items():
+        if scale == "log":
+            out[name] = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+        elif scale == "linear":
+            out[name] = rng.uniform(lo, hi, n)
+        else:
+            raise ConfigError(f"scale must be 'log' or 'linear', got {scale!r}", field=name)
+    if "instruction_tokens_saved_by_finetuning" in out:
+        prompt = out.get("prompt_tokens_per_request", CostInputs().prompt_tokens_per_request)
+        out["instruction_tokens_saved_by_finetuning"] = out["instruction_tokens_saved_by_finetuning"] * prompt
+    if "knowledge_update_days" in out:
+        out["knowledge_update_days"] = np.where(rng.random(n) < static_share, np.inf, out["knowledge_update_days"])
+    out["hosting"] = np.where(rng.random(n) < self_hosted_share, "self-hosted", "api")
+    return out
+
+
+def cheapest_by_volume(n: int = 1_000_000, requests_per_day: Sequence[float] | None = None, seed: int = 0,
+                       base: CostInputs | None = None,
+                       ranges: Mapping[str, tuple[float, float, str]] | None = None) -> Any:
+    """Share of random scenarios in which each approach is cheapest, at each volume (a DataFrame).
+
+    At least ``n`` scenarios: ``ceil(n / len(requests_per_day))`` random input sets (:func:`sample_inputs`)
+    evaluated at every volume in ``requests_per_day`` (default: 11 volumes, 100 to 10M a day),
+    in one :func:`cost_grid` call. Columns: the share of scenarios in which each approach is
+    cheapest. ``attrs`` holds ``scenarios`` (the count), ``input_sets``, the median fine-tuning
+    crossover of the input sets (``median_crossover_requests_per_day``, ``inf`` when most never
+    cross) and the share that never cross (``never_share``).
+
+    >>> f = cheapest_by_volume(n=20_000, requests_per_day=[1e2, 1e7])
+    >>> bool(f.loc[1e2, "rag"] > f.loc[1e2, "fine-tune"]), bool(f.loc[1e7, "fine-tune"] > f.loc[1e7, "rag"])
+    (True, True)
+    """
+    import numpy as np
+    import pandas as pd
+
+    volumes = np.asarray(np.geomspace(1e2, 1e7, 11) if requests_per_day is None else requests_per_day, dtype=float)
+    m = max(1, -(-n // len(volumes)))
+    axes = {k: np.asarray(v)[:, None] for k, v in sample_inputs(m, seed, ranges).items()}
+    grid = cost_grid(base, requests_per_day=volumes[None, :], **axes)
+    cheapest = grid["cheapest"]
+    frame = pd.DataFrame({a: (cheapest == i).mean(axis=0) for i, a in enumerate(APPROACHES)},
+                         index=pd.Index(volumes, name="requests/day"))
+    cross = grid["crossover_requests_per_day"][:, 0]
+    frame.attrs.update(scenarios=int(cheapest.size), input_sets=m,
+                       median_crossover_requests_per_day=float(np.median(cross)),
+                       never_share=float(np.mean(np.isinf(cross))))
+    return frame
+
+
+# ------------------------------------------------------------------------------------------
+# Interactive explorer (ipywidgets imported when called)
+# ------------------------------------------------------------------------------------------
+
+#: The inputs the explorer gives a slider, each with its (low, high) range on a log scale.
+EXPLORER_FIELDS: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "price_per_1k_input_tokens_usd": (0.00005, 0.01),
+    "finetuned_token_price_multiplier": (1.0, 6.0),
+    "rag_context_tokens_per_request": (100.0, 20_000.0),
+    "instruction_tokens_saved_by_finetuning": (1.0, 800.0),
+    "knowledge_update_days": (1.0, 365.0),
+    "training_gpu_hours": (0.5, 200.0),
+})
+
+
+class CostExplorer:
+    """Sliders for the main cost inputs that redraw :func:`plot_costs` and restate the crossover.
+
+    Built by :func:`explorer`. ``inputs()`` reads the widgets into a :class:`CostInputs`;
+    ``update()`` redraws (called on every change). Displaying the object displays its widget.
+    """
+
+    def __init__(self, inputs: CostInputs | None = None, fields: Mapping[str, tuple[float, float]] | None = None,
+                 requests_per_day: tuple[float, float] = (1e2, 1e7)) -> None:
+        import ipywidgets as w
+
+        self.base = inputs or CostInputs()
+        self.range = requests_per_day
+        meta = {f.name: f.metadata for f in dataclasses.fields(CostInputs)}
+        style, layout = {"description_width": "320px"}, w.Layout(width="640px")
+        self.sliders: dict[str, Any] = {}
+        for name, (lo, hi) in (EXPLORER_FIELDS if fields is None else fields).items():
+            if name not in meta or meta[name]["kind"] != "float":
+                raise ConfigError("not a numeric field of CostInputs", field=name)
+            value = getattr(self.base, name)
+            value = hi if value is None else min(max(value, lo), hi)
+            unit = meta[name]["unit"]
+            self.sliders[name] = w.FloatLogSlider(
+                value=value, min=math.log10(lo), max=math.log10(hi), step=0.01,
+                description=f"{meta[name]['label']} ({unit})" if unit else meta[name]["label"],
+                readout_format=".3g", continuous_update=False, style=style, layout=layout)
+        self.static = w.Checkbox(value=self.base.knowledge_update_days is None,
+                                 description="Static knowledge (no retraining)", style=style, layout=layout)
+        self.hosting = w.ToggleButtons(options=["api", "self-hosted"], value=self.base.hosting,
+                                       description="Hosting", style=style)
+        self.message = w.HTML()
+        self.output = w.Output()
+        for widget in [*self.sliders.values(), self.static, self.hosting]:
+            widget.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([w.HTML("<b>Cost model inputs</b> (prices as of " + PRICES_AS_OF + ")"),
+                              *self.sliders.values(), self.static, self.hosting, self.message, self.output])
+        self.update()
+
+    def inputs(self) -> CostInputs:
+        """The widgets' values as validated :class:`CostInputs` (raises :class:`~ragft_lib.errors.ConfigError`)."""
+        values = {k: s.value for k, s in self.sliders.items()}
+        if self.static.value:
+            values["knowledge_update_days"] = None
+        values["hosting"] = self.hosting.value
+        prompt = values.get("prompt_tokens_per_request", self.base.prompt_tokens_per_request)
+        if values.get("instruction_tokens_saved_by_finetuning", 0) > prompt:
+            values["instruction_tokens_saved_by_finetuning"] = prompt
+        return self.base.replace(**values)
+
+    def update(self) -> str:
+        """Redraw the curves for the current values; returns the crossover sentence shown."""
+        import base64
+        import io
+
+        import matplotlib.pyplot as plt
+
+        try:
+            x = self.inputs()
+        except ConfigError as err:
+            self.message.value = f'<span style="color:#b00">{err}</span>'
+            return str(err)
+        text = str(crossover(x)) + "."
+        self.message.value = f"<b>{text}</b>"
+        fig, ax = plt.subplots(figsize=(7, 4))
+        plot_costs(x, requests_per_day=self.range, ax=ax)
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=90)
+        plt.close(fig)
+        # Set the output widget's content directly: works in a kernel, in tests, and is saved
+        # in the notebook's widget state for the static page.
+        self.output.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"image/png": base64.b64encode(png.getvalue()).decode("ascii"),
+                                         "text/plain": f"<cost curves: {text}>"}},)
+        return text
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def explorer(inputs: CostInputs | None = None, fields: Mapping[str, tuple[float, float]] | None = None,
+             requests_per_day: tuple[float, float] = (1e2, 1e7)) -> CostExplorer:
+    """An ipywidgets explorer of the cost curves: sliders for ``fields`` (default
+    :data:`EXPLORER_FIELDS`), a static-knowledge switch and the hosting choice; every change
+    redraws :func:`plot_costs` and the crossover sentence. Needs ``ipywidgets`` (live in
+    Jupyter/Colab; a static HTML page shows the state it was built with).
+
+    >>> ex = explorer()                                          # doctest: +SKIP
+    >>> ex.sliders["finetuned_token_price_multiplier"].value = 1  # doctest: +SKIP
+    """
+    return CostExplorer(inputs, fields, requests_per_day)

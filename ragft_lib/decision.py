@@ -49,9 +49,11 @@ MIN_LABELED_EXAMPLES = 300
 CLEAN_LABELED_EXAMPLES = 1_000
 #: Knowledge changing at least this often (days) favours RAG; :data:`VERY_FRESH_DAYS` strongly.
 FRESH_DAYS = 30
+#: Knowledge changing at least this often (days) favours RAG strongly.
 VERY_FRESH_DAYS = 7
 #: Knowledge bases from this many documents favour RAG; :data:`VERY_LARGE_KB_DOCUMENTS` strongly.
 LARGE_KB_DOCUMENTS = 10_000
+#: Knowledge bases from this many documents favour RAG strongly.
 VERY_LARGE_KB_DOCUMENTS = 100_000
 
 #: Dimensions that are about facts (favour retrieval) and about behaviour (favour training).
@@ -121,7 +123,7 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Scenario":
-        """Scenario from a mapping; unknown fields and bad values raise :class:`ConfigError`.
+        """Scenario from a mapping; unknown fields and bad values raise :class:`~ragft_lib.errors.ConfigError`.
 
         >>> Scenario.from_dict({"stage": "prototype", "needs_citations": True}).needs_citations
         True
@@ -324,15 +326,21 @@ class Recommendation:
             sections.append(("Notes", list(self.notes)))
         return sections
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, headings: bool = True) -> str:
         """Report: verdict, reasons per dimension, cost crossover, latency check, what would change it.
+
+        ``headings=False`` writes the section titles in bold instead of as ``##``/``###``
+        headings, for embedding the report in a page that has its own headings.
 
         >>> "### What would change the verdict" in recommend(Scenario()).to_markdown()
         True
+        >>> recommend(Scenario()).to_markdown(headings=False).splitlines()[0]
+        '**Verdict: rag**'
         """
-        lines = [f"## Verdict: {self.approach}", "", self.summary]
+        h2, h3 = ("## {}", "### {}") if headings else ("**{}**", "**{}**")
+        lines = [h2.format(f"Verdict: {self.approach}"), "", self.summary]
         for heading, items in self._sections():
-            lines += ["", f"### {heading}", ""] + [f"- {item}" for item in items]
+            lines += ["", h3.format(heading), ""] + [f"- {item}" for item in items]
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
@@ -360,7 +368,7 @@ class Recommendation:
 # The rules: each returns reasons (and notes) for one dimension
 # ------------------------------------------------------------------------------------------
 
-#: The yes/no needs as a table: (Scenario field, dimension, favours, weight, why).
+#: The yes/no needs as a table of rows (Scenario field, dimension, favours, weight, why).
 FLAG_RULES: tuple[tuple[str, str, str, int, str], ...] = (
     ("needs_citations", "citations", "rag", 2,
      "Answers must cite sources: retrieval returns the passages an answer came from; a fine-tuned model "
@@ -636,3 +644,299 @@ def recommend(
     d = _decide(s, cost_inputs, percentiles)
     changes = _what_would_change(s, d["approach"], d["cost"], cost_inputs, percentiles) if explain_changes else ()
     return Recommendation(scenario=s, what_would_change=changes, **d)
+
+
+# ------------------------------------------------------------------------------------------
+# Tables, sweeps and a form for chapters and notebooks (pandas / ipywidgets imported when called)
+# ------------------------------------------------------------------------------------------
+
+#: Every rule as a row (dimension, when it applies, favours, weight, a scenario change that
+#: triggers it). The triggers are checked by ``tests/test_decision.py`` against :func:`recommend`
+#: run on :data:`RULE_BASE` plus the change, so the table cannot drift from the code.
+RULES: tuple[tuple[str, str, str, str, Mapping[str, Any]], ...] = (
+    ("stage", "stage is prototype", "rag", "3 (decides)", {"stage": "prototype"}),
+    ("training data", f"labeled_examples < {MIN_LABELED_EXAMPLES}", "rag", "3 (rules fine-tuning out)",
+     {"labeled_examples": 0}),
+    ("knowledge freshness", f"knowledge_update_days <= {FRESH_DAYS} (weight 2 if <= {VERY_FRESH_DAYS})", "rag",
+     "1 or 2", {"knowledge_update_days": 1}),
+    ("knowledge base size",
+     f"kb_documents >= {LARGE_KB_DOCUMENTS:,} (weight 2 if >= {VERY_LARGE_KB_DOCUMENTS:,})", "rag", "1 or 2",
+     {"kb_documents": VERY_LARGE_KB_DOCUMENTS}),
+    *((dim, f"{field} is true", fav, str(w), {field: True}) for field, dim, fav, w, _ in FLAG_RULES),
+    ("measured quality", "rag_quality_sufficient is true", "rag", "2", {"rag_quality_sufficient": True}),
+    ("measured quality", f"rag_quality_sufficient is false and labeled_examples >= {MIN_LABELED_EXAMPLES}",
+     "fine-tune", "2", {"rag_quality_sufficient": False}),
+    ("cost at volume", "fine-tuning's monthly cost is below RAG's at requests_per_day (weight 2 with "
+     f">= {CLEAN_LABELED_EXAMPLES:,} labels)", "fine-tune", "1 or 2", {"requests_per_day": 10_000_000}),
+    ("cost at volume", "RAG's monthly cost is at most fine-tuning's", "rag", "1", {"requests_per_day": 100}),
+    ("latency", "only the fine-tuned model meets latency_p95_slo_ms", "fine-tune", "2",
+     {"latency_p95_slo_ms": 2_000}),
+    ("combination", "a facts need (freshness, citations, audit, KB size) meets a behaviour need "
+     "(format, vocabulary, style)", "hybrid", "3 (decides)", {"knowledge_update_days": 1, "strict_format": True}),
+)
+#: The scenario the triggers in :data:`RULES` are applied to: production, static knowledge, a
+#: small knowledge base, enough clean labels, nothing else asked for.
+RULE_BASE: Mapping[str, Any] = {"stage": "production", "knowledge_update_days": None, "kb_documents": 500,
+                                "labeled_examples": 2_000, "requests_per_day": 5_000}
+
+
+def rules_frame() -> Any:
+    """The rules of :func:`recommend` as a DataFrame (one row per rule; see :data:`RULES`).
+
+    Columns: ``dimension``, ``when``, ``favours``, ``weight``, ``why`` (the reason text of the
+    yes/no needs, from :data:`FLAG_RULES`), ``example`` (the scenario change that triggers it).
+
+    >>> f = rules_frame()
+    >>> sorted(set(f["favours"]))
+    ['fine-tune', 'hybrid', 'rag']
+    """
+    import pandas as pd
+
+    why = {dim: text for _, dim, _, _, text in FLAG_RULES}
+    return pd.DataFrame([
+        {"dimension": dim, "when": when, "favours": fav, "weight": w, "why": why.get(dim, ""),
+         "example": ", ".join(f"{k}={_fmt(v)}" for k, v in trigger.items())}
+        for dim, when, fav, w, trigger in RULES])
+
+
+def load_scenarios(folder: str | Path, pattern: str = "*") -> dict[str, Scenario]:
+    """Every ``.json``/``.yaml``/``.yml`` scenario file in ``folder``, by file stem, sorted by name.
+
+    >>> sorted(load_scenarios("examples"))[:2]             # doctest: +SKIP
+    ['clinical_guidelines_assistant', 'issue6_example']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    return {p.stem: Scenario.from_file(p) for p in sorted(folder.glob(pattern))
+            if p.suffix.lower() in (".json", ".yaml", ".yml")}
+
+
+def main_reasons(rec: Recommendation, top: int = 3) -> list[str]:
+    """The strongest reasons behind the verdict, as ``"dimension (weight)"``, strongest first.
+
+    Reasons favouring the verdict count; for a hybrid, also the facts and behaviour needs (and a
+    measured quality gap) it combines. Ties keep the order of :attr:`Recommendation.reasons`.
+
+    >>> main_reasons(recommend(Scenario(stage="prototype"), explain_changes=False))
+    ['stage (3)', 'training data (3)', 'knowledge freshness (1)']
+    """
+    pro = [r for r in rec.reasons if _supports(r, rec.approach) and r.weight > 0]
+    pro.sort(key=lambda r: -r.weight)
+    names = list(dict.fromkeys(f"{r.dimension} ({r.weight})" for r in pro))
+    return names[:top]
+
+
+def _supports(reason: Reason, approach: str) -> bool:
+    """Whether ``reason`` argues for ``approach`` (a hybrid is argued for by the needs it combines)."""
+    if reason.favours == approach:
+        return True
+    combined = FACT_DIMENSIONS + BEHAVIOUR_DIMENSIONS + ("measured quality",)
+    return approach == "hybrid" and reason.dimension in combined
+
+
+def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **recommend_kwargs: Any) -> Any:
+    """Run :func:`recommend` on named scenarios; one row each (a DataFrame indexed by name).
+
+    Columns: ``verdict``, ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that
+    argue for another approach and were outweighed), ``monthly USD`` (of the verdict), ``crossover requests/day``
+    (``None`` = never) and ``nearest change`` (the first of "what would change the verdict").
+
+    >>> verdicts_frame({"proto": Scenario(stage="prototype")}).loc["proto", "verdict"]
+    'rag'
+    """
+    import pandas as pd
+
+    rows = {}
+    for name, s in scenarios.items():
+        rec = recommend(s, **recommend_kwargs)
+        against = dict.fromkeys(r.dimension for r in rec.reasons
+                                if not _supports(r, rec.approach) and r.weight > 0)
+        nearest = min(rec.what_would_change, key=lambda c: _distance(c.current, c.new), default=None)
+        rows[name] = {
+            "verdict": rec.approach,
+            "main reasons": ", ".join(main_reasons(rec)),
+            "against": ", ".join(against) or "-",
+            "monthly USD": round(rec.cost["monthly_usd"][rec.approach]),
+            "crossover requests/day": (None if rec.cost["crossover_requests_per_day"] is None
+                                       else round(rec.cost["crossover_requests_per_day"])),
+            "nearest change": str(nearest) if nearest else "-",
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def sweep(scenario: Scenario | Mapping[str, Any], field: str, values: Any, **recommend_kwargs: Any) -> list[dict[str, Any]]:
+    """The verdict as one field of ``scenario`` takes each of ``values`` (standard library only).
+
+    Returns one dict per value: ``{field: value, "approach": ..., "summary": ...}``; a value the
+    scenario rejects raises :class:`~ragft_lib.errors.ConfigError` naming the field.
+
+    >>> s = Scenario(labeled_examples=2000, knowledge_update_days=None)
+    >>> [r["approach"] for r in sweep(s, "strict_format", [False, True])]
+    ['rag', 'fine-tune']
+    """
+    s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+    if field not in {f.name for f in dataclasses.fields(Scenario)}:
+        raise DataError(f"unknown field of Scenario: {field!r}")
+    recommend_kwargs.setdefault("explain_changes", False)
+    out = []
+    for v in values:
+        rec = recommend(s.replace(**{field: v}), **recommend_kwargs)
+        out.append({field: v, "approach": rec.approach, "summary": rec.summary})
+    return out
+
+
+def verdict_map(scenario: Scenario | Mapping[str, Any], x_field: str, x_values: Any, y_field: str,
+                y_values: Any, **recommend_kwargs: Any) -> Any:
+    """The verdict over a grid of two fields (a DataFrame: rows ``y_values``, columns ``x_values``).
+
+    Each cell is :func:`recommend` on ``scenario`` with both fields replaced; draw it with
+    :func:`plot_verdict_map`.
+
+    >>> m = verdict_map(Scenario(labeled_examples=2000, knowledge_update_days=None),
+    ...                 "requests_per_day", [1e3, 1e7], "strict_format", [False, True])
+    >>> m.loc[True, 1e3], m.loc[False, 1e7]
+    ('fine-tune', 'fine-tune')
+    """
+    import pandas as pd
+
+    s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+    cells = {y: [r["approach"] for r in sweep(s.replace(**{y_field: y}), x_field, x_values, **recommend_kwargs)]
+             for y in y_values}
+    frame = pd.DataFrame(list(cells.values()), index=pd.Index(list(y_values), dtype=object, name=y_field),
+                         columns=pd.Index(list(x_values), dtype=object, name=x_field))
+    return frame
+
+
+#: Colours of the approaches in plots.
+COLOURS: Mapping[str, str] = {"rag": "#2a7ab0", "fine-tune": "#d9822b", "hybrid": "#5a9e4b"}
+
+
+def plot_verdict_map(frame: Any, ax: Any = None, title: str | None = None) -> Any:
+    """Draw a :func:`verdict_map` as coloured cells labelled with the verdict.
+
+    >>> ax = plot_verdict_map(verdict_map(Scenario(), "stage", ["prototype"], "regulated", [True]))  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 * frame.shape[1] + 2.5, 0.5 * frame.shape[0] + 1.5))
+    codes = frame.apply(lambda col: col.map(APPROACHES.index)).to_numpy(dtype=float)
+    ax.imshow(codes, cmap=ListedColormap([COLOURS[a] for a in APPROACHES]), vmin=-0.5, vmax=2.5, aspect="auto")
+    for (i, j), v in _enumerate2(frame.to_numpy()):
+        ax.text(j, i, v, ha="center", va="center", color="white", fontsize=8)
+    ax.set_xticks(range(frame.shape[1]), [_fmt(v) for v in frame.columns], fontsize=8)
+    ax.set_yticks(range(frame.shape[0]), [_fmt(v) for v in frame.index], fontsize=8)
+    ax.set(xlabel=frame.columns.name, ylabel=frame.index.name, title=title or "Verdict of recommend()")
+    return ax
+
+
+def _enumerate2(rows: Any) -> Any:
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            yield (i, j), v
+
+
+class ScenarioForm:
+    """An ipywidgets form with one input per :class:`Scenario` field, generated from its metadata.
+
+    Built by :func:`form`. ``scenario()`` reads the inputs into a validated :class:`Scenario`;
+    ``submit()`` (the button) shows the report of :func:`recommend`, or the library's error
+    message naming the field. Displaying the object displays its widget.
+    """
+
+    # Dropdown values are strings: ipywidgets reads a value of None as "nothing selected".
+    _NULL_BOOL = (("not measured", "none"), ("yes", "yes"), ("no", "no"))
+    _NULL_BOOL_VALUE = {"none": None, "yes": True, "no": False}
+
+    def __init__(self, scenario: Scenario | None = None, **recommend_kwargs: Any) -> None:
+        import ipywidgets as w
+
+        s = scenario or Scenario()
+        self.recommend_kwargs = recommend_kwargs
+        style, layout = {"description_width": "300px"}, w.Layout(width="620px")
+        self.inputs: dict[str, Any] = {}
+        rows = []
+        for spec_ in Scenario.field_specs():
+            name, kind, value = spec_["name"], spec_["kind"], getattr(s, spec_["name"])
+            label = spec_["label"] + (f" ({spec_['unit']})" if spec_["unit"] else "")
+            common = {"description": label, "style": style, "layout": layout, "tooltip": spec_["help"]}
+            if kind == "choice":
+                widget = w.Dropdown(options=spec_["choices"], value=value, **common)
+            elif kind == "bool" and spec_["nullable"]:
+                widget = w.Dropdown(options=list(self._NULL_BOOL),
+                                    value={None: "none", True: "yes", False: "no"}[value], **common)
+            elif kind == "bool":
+                widget = w.Checkbox(value=value, indent=True, **common)
+            else:  # numbers as text: empty means None for nullable fields; errors come from Scenario
+                widget = w.Text(value="" if value is None else _fmt_plain(value),
+                                placeholder=spec_["null_means"] or "", **common)
+            self.inputs[name] = widget
+            rows.append(widget)
+        self.button = w.Button(description="Recommend", button_style="primary")
+        self.button.on_click(lambda _b: self.submit())
+        self.error = w.HTML()
+        self.output = w.Output()
+        self.widget = w.VBox([w.HTML("<b>Your scenario</b> (hover a label for its meaning)"), *rows,
+                              self.button, self.error, self.output])
+        self.submit()
+
+    def scenario(self) -> Scenario:
+        """The inputs as a validated :class:`Scenario` (raises :class:`~ragft_lib.errors.ConfigError` naming the field)."""
+        data: dict[str, Any] = {}
+        for spec_ in Scenario.field_specs():
+            value = self.inputs[spec_["name"]].value
+            if spec_["kind"] == "bool" and spec_["nullable"]:
+                value = self._NULL_BOOL_VALUE[value]
+            elif spec_["kind"] in ("float", "int"):
+                text = str(value).strip().replace(",", "").replace("_", "")
+                value = None if text == "" and spec_["nullable"] else _number(spec_["name"], text, spec_["kind"])
+            data[spec_["name"]] = value
+        return Scenario.from_dict(data)
+
+    def submit(self) -> Recommendation | None:
+        """Run :func:`recommend` on the form and show its report; returns it (``None`` on an error)."""
+        try:
+            rec = recommend(self.scenario(), **self.recommend_kwargs)
+        except RagftError as err:
+            self.error.value = f'<span style="color:#b00">{html.escape(str(err))}</span>'
+            return None
+        self.error.value = ""
+        # Set the output widget's content directly: works in a kernel, in tests, and is saved in
+        # the notebook's widget state for the static page.
+        self.output.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"text/html": rec.to_html(), "text/plain": rec.to_markdown()}},)
+        return rec
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _fmt_plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _number(name: str, text: str, kind: str) -> float | int:
+    from .errors import ConfigError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"must be a number, got {text!r}", field=name) from None
+    return int(value) if kind == "int" and value.is_integer() else value
+
+
+def form(scenario: Scenario | None = None, **recommend_kwargs: Any) -> ScenarioForm:
+    """An interactive form (ipywidgets) that fills a :class:`Scenario` and shows its report.
+
+    One input per field, generated from :meth:`Scenario.field_specs` (labels, units, help as
+    tooltips); a button runs :func:`recommend` (``recommend_kwargs`` are passed on) and shows
+    :meth:`Recommendation.to_html`. Live in Jupyter/Colab; a static HTML page shows the report of
+    the scenario it was built with.
+
+    >>> f = form(Scenario(stage="prototype"))                   # doctest: +SKIP
+    >>> f.inputs["stage"].value = "production"; f.submit().approach   # doctest: +SKIP
+    'rag'
+    """
+    return ScenarioForm(scenario, **recommend_kwargs)
