@@ -16,6 +16,7 @@ PIP        := $(BIN)/python -m pip
 PYODIDE_FILES := pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
 PIP_QUIET  := grep -v -e "^WARNING: Location" -e "^$$" || true
 STAMP      := $(VENV)/.ragft-installed
+WIDGET_FONTS := _vendor_extra/chapters/@jupyter-widgets/html-manager/dist
 export PYTHONPATH := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
@@ -43,10 +44,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # Browser assets copied into the site so the book renders with no network (see GUIDE).
 vendor: node_modules/.package-lock.json
-	@rm -rf _vendor && mkdir -p _vendor/mathjax/output/chtml/fonts _vendor/widgets
+	@rm -rf _vendor _vendor_extra && mkdir -p _vendor/mathjax/output/chtml/fonts _vendor/widgets $(WIDGET_FONTS)
 	@cp node_modules/requirejs/require.js _vendor/require.min.js
 	@cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _vendor/widgets/
-	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} _vendor/widgets/ \;
+	@# The widget manager asks for its icon fonts relative to the page, as
+	@# @jupyter-widgets/html-manager/dist/<hash>.woff2; every notebook page lives in chapters/.
+	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} $(WIDGET_FONTS)/ \;
 	@cp node_modules/mathjax/es5/tex-chtml.js _vendor/mathjax/
 	@cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 _vendor/mathjax/output/chtml/fonts/
 	@# Pyodide core (the five files a page requests) for the live tools; ragft_lib's own browser
@@ -73,4 +76,4 @@ clean-book:
 	rm -rf _build
 
 clean: clean-book
-	rm -rf $(VENV) node_modules _vendor .pytest_cache
+	rm -rf $(VENV) node_modules _vendor _vendor_extra .pytest_cache

@@ -22,6 +22,7 @@ try {
       if (!["127.0.0.1", "localhost"].includes(u.hostname) && !["data:", "blob:", "about:"].includes(u.protocol)) r.external_requests.push(q.url());
     });
     tab.on("requestfailed", (q) => r.failed_requests.push(q.url()));
+    tab.on("response", (res) => { if (res.status() >= 400) r.failed_requests.push(`${res.status()} ${res.url()}`); });
     await ctx.route((url) => !["127.0.0.1", "localhost"].includes(url.hostname) && url.protocol.startsWith("http"), (route) => route.abort());
     const resp = await tab.goto(base + "/" + page, { waitUntil: "load", timeout: 60000 });
     r.status = resp ? resp.status() : 0;
