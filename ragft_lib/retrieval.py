@@ -40,7 +40,7 @@ import re
 import sqlite3
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -77,27 +77,25 @@ RETRIEVER_META_VERSION = 1
 # --------------------------------------------------------------------------------------------
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(ChunkRecord))
+
+
 @dataclass(frozen=True)
-class Hit:
-    """One retrieved chunk. ``text == document.text[start:end]``; ``score`` is the mode's score."""
+class Hit(ChunkRecord):
+    """One retrieved chunk: its :class:`~ragft_lib.stores.ChunkRecord` (``doc_id``, ``chunk_id``,
+    ``text``, ``source``, ``start``, ``end``, ``metadata``) plus ``score``, the mode's score.
+    ``text == document.text[start:end]``.
+    """
 
-    doc_id: str
-    chunk_id: str
-    text: str
-    score: float
-    source: str
-    start: int
-    end: int
-    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    score: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @classmethod
+    def from_record(cls, record: ChunkRecord, score: float) -> "Hit":
+        return cls(score=float(score), **{name: getattr(record, name) for name in _RECORD_FIELDS})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Hit":
-        return cls(doc_id=str(d["doc_id"]), chunk_id=str(d["chunk_id"]), text=str(d["text"]),
-                   score=float(d["score"]), source=str(d["source"]), start=int(d["start"]),
-                   end=int(d["end"]), metadata=dict(d.get("metadata") or {}))
+        return cls.from_record(ChunkRecord.from_dict(d), d["score"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,7 +697,7 @@ class Retriever:
         """The chunks of one document, in order, as score-0 hits (for inspection and citations)."""
         if doc_id not in self._doc_chunks:
             raise DataError(f"unknown document id {doc_id!r}")
-        return [self._hit(rec, 0.0) for rec in self.store.get(self._doc_chunks[doc_id])]
+        return [Hit.from_record(rec, 0.0) for rec in self.store.get(self._doc_chunks[doc_id])]
 
     # -- indexing ------------------------------------------------------------------------
     def chunk(self, documents: Sequence[Document]) -> list[ChunkRecord]:
@@ -765,11 +763,20 @@ class Retriever:
         present = [d.id for d in docs if d.id in self._doc_chunks]
         if present:
             raise DataError(f"document ids already indexed: {present[:10]}; use update() to replace them")
+        self._write(docs, replacing=False)
+
+    def _write(self, docs: list[Document], *, replacing: bool) -> None:
+        """Chunk + embed ``docs`` (validated), then one store transaction, then the in-memory maps."""
         if not docs:
             return
         records = self.chunk(docs)
         vecs = self.embed([r.text for r in records])
-        self.store.add(records, vecs)
+        if replacing:
+            self.store.replace([c for d in docs for c in self._doc_chunks[d.id]], records, vecs)
+            for d in docs:
+                del self._doc_chunks[d.id]
+        else:
+            self.store.add(records, vecs)
         for r in records:
             self._doc_chunks.setdefault(r.doc_id, []).append(r.chunk_id)
         self._bm25 = None
@@ -780,17 +787,7 @@ class Retriever:
         unknown = [d.id for d in docs if d.id not in self._doc_chunks]
         if unknown:
             raise DataError(f"unknown document ids: {unknown[:10]}; use add() for new documents")
-        if not docs:
-            return
-        records = self.chunk(docs)
-        vecs = self.embed([r.text for r in records])
-        old = [c for d in docs for c in self._doc_chunks[d.id]]
-        self.store.replace(old, records, vecs)
-        for d in docs:
-            del self._doc_chunks[d.id]
-        for r in records:
-            self._doc_chunks.setdefault(r.doc_id, []).append(r.chunk_id)
-        self._bm25 = None
+        self._write(docs, replacing=True)
 
     def delete(self, doc_ids: Iterable[str] | str) -> None:
         """Remove documents by id (a single string is one id); an unknown id raises, nothing is removed."""
@@ -841,12 +838,7 @@ class Retriever:
     def fetch(self, scored: Sequence[tuple[str, float]]) -> list[Hit]:
         """Stage 3: the chunk records of ``scored`` as :class:`Hit` s, in the same order."""
         recs = self.store.get([c for c, _ in scored])
-        return [self._hit(r, s) for r, (_, s) in zip(recs, scored)]
-
-    @staticmethod
-    def _hit(rec: ChunkRecord, score: float) -> Hit:
-        return Hit(doc_id=rec.doc_id, chunk_id=rec.chunk_id, text=rec.text, score=float(score),
-                   source=rec.source, start=rec.start, end=rec.end, metadata=rec.metadata)
+        return [Hit.from_record(r, s) for r, (_, s) in zip(recs, scored)]
 
     def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query`` (``k`` clamped to the number of chunks).
