@@ -1,0 +1,240 @@
+"""Retrieval-augmented answers with citations, per-stage timings and an audit trail.
+
+>>> from ragft_lib.rag import RAGPipeline, AuditLog, read_audit_log    # doctest: +SKIP
+>>> rag = RAGPipeline(retriever, load_generator())                      # doctest: +SKIP
+>>> ans = rag.answer("Which river flows through Brindlemere?", k=4)    # doctest: +SKIP
+>>> ans.text, [c.source for c in ans.citations], ans.timings           # doctest: +SKIP
+>>> AuditLog("audit.jsonl").write(ans); read_audit_log("audit.jsonl")  # doctest: +SKIP
+
+An answer goes through five timed stages, the "3-5 additional steps" RAG adds to a model call:
+``embed_query`` -> ``search`` -> ``fetch_chunks`` -> ``build_prompt`` -> ``generate``
+(:data:`STAGES`). The context is filled with retrieved chunks in rank order while it fits
+``context_tokens`` tokens *of the generator's tokenizer*; a chunk that does not fit is left out
+(and is not cited). ``Answer.prompt`` is exactly the string the model continued (the chat
+template applied by ``generator.format_prompt``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .errors import ConfigError, DataError
+from .retrieval import Hit, _check_query
+from .stores import check_k
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import Generator
+    from .retrieval import Retriever
+
+#: Stage names of :attr:`Answer.timings`, in order.
+STAGES = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
+
+#: System message of a RAG prompt: answer from the context only, cite passages by number.
+RAG_SYSTEM = (
+    "You answer questions using only the numbered context passages. "
+    "If the passages do not contain the answer, say that you do not know. "
+    "Cite the passages you used by their numbers in square brackets, like [1]."
+)
+#: System message of a closed-book prompt.
+CLOSED_BOOK_SYSTEM = "Answer the question briefly."
+
+
+@dataclass
+class Answer:
+    """A generated answer with everything needed to audit it.
+
+    ``citations`` are the hits placed in the prompt, in prompt order (passage ``[i]`` is
+    ``citations[i-1]``); ``timings`` has one entry per :data:`STAGES` (seconds; retrieval stages
+    are 0 for closed-book answers).
+    """
+
+    question: str
+    text: str
+    citations: list[Hit]
+    prompt: str
+    timings: dict[str, float]
+    generator: str = ""
+    embedder: str = ""
+    mode: str = ""
+    k: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed_book(self) -> bool:
+        return not self.embedder
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.timings.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the audit-log record)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": [h.to_dict() for h in self.citations],
+            "prompt": self.prompt,
+            "timings": dict(self.timings),
+            "generator": self.generator,
+            "embedder": self.embedder,
+            "mode": self.mode,
+            "k": self.k,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Answer":
+        return cls(question=str(d["question"]), text=str(d["answer"]),
+                   citations=[Hit.from_dict(h) for h in d.get("citations", [])], prompt=str(d["prompt"]),
+                   timings={str(k): float(v) for k, v in d["timings"].items()}, generator=str(d.get("generator", "")),
+                   embedder=str(d.get("embedder", "")), mode=str(d.get("mode", "")), k=int(d.get("k", 0)),
+                   metadata=dict(d.get("metadata") or {}))
+
+
+def _format_context(hits: Sequence[Hit]) -> str:
+    return "\n\n".join(f"[{i}] (source: {h.source})\n{h.text}" for i, h in enumerate(hits, 1))
+
+
+def _user_message(question: str, context: str) -> str:
+    return f"Context:\n{context}\n\nQuestion: {question}\nAnswer from the context only, citing passages like [1]."
+
+
+class RAGPipeline:
+    """``retriever`` + ``generator`` -> :class:`Answer` with citations and per-stage timings.
+
+    ``context_tokens`` bounds the passages' size in the generator's tokens (the rest of the
+    prompt, ~60 tokens, comes on top). ``k`` is the number of chunks retrieved by default.
+    """
+
+    def __init__(self, retriever: "Retriever", generator: "Generator", *, k: int = 4, context_tokens: int = 1024,
+                 max_new_tokens: int = 96, system: str = RAG_SYSTEM, mode: str | None = None):
+        self.retriever = retriever
+        self.generator = generator
+        self.k = check_k(k)
+        if isinstance(context_tokens, bool) or not isinstance(context_tokens, int) or context_tokens < 32:
+            raise ConfigError(f"must be an integer >= 32, got {context_tokens!r}", field="context_tokens")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
+            raise ConfigError(f"must be a positive integer, got {max_new_tokens!r}", field="max_new_tokens")
+        self.context_tokens = context_tokens
+        self.max_new_tokens = max_new_tokens
+        self.system = system
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return (f"RAGPipeline(k={self.k}, context_tokens={self.context_tokens}, generator={self.generator.name!r}, "
+                f"retriever={self.retriever!r})")
+
+    def select_context(self, hits: Sequence[Hit]) -> list[Hit]:
+        """Hits in rank order that fit ``context_tokens`` generator tokens together (others dropped)."""
+        used: list[Hit] = []
+        spent = 0
+        for h in hits:
+            cost = self.generator.count_tokens(_format_context([h])) + 2  # + the blank line between passages
+            if spent + cost <= self.context_tokens:
+                used.append(h)
+                spent += cost
+        return used
+
+    def build_prompt(self, question: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
+        """``(prompt, cited hits)``: the exact templated prompt and the hits it contains, in order."""
+        used = self.select_context(hits)
+        context = _format_context(used) if used else "(no passages)"
+        prompt = self.generator.format_prompt(
+            [{"role": "system", "content": self.system}, {"role": "user", "content": _user_message(question, context)}]
+        )
+        return prompt, used
+
+    def answer(self, question: str, k: int | None = None, *, max_new_tokens: int | None = None) -> Answer:
+        """Retrieve ``k`` chunks, build the prompt within the token budget, generate, time every stage."""
+        question = _check_query(question)
+        k = self.k if k is None else check_k(k)
+        mode = self.mode or self.retriever.mode
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        qvec = self.retriever.embed_query(question) if mode != "bm25" else None
+        t1 = time.perf_counter()
+        scored = self.retriever.search_vector(qvec, k, query=question, mode=mode)
+        t2 = time.perf_counter()
+        hits = self.retriever.fetch(scored)
+        t3 = time.perf_counter()
+        prompt, used = self.build_prompt(question, hits)
+        t4 = time.perf_counter()
+        text = self.generator.generate([prompt], max_new_tokens=max_new_tokens or self.max_new_tokens)[0]
+        t5 = time.perf_counter()
+        timings = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
+        return Answer(question=question, text=text, citations=used, prompt=prompt, timings=timings,
+                      generator=self.generator.name, embedder=self.retriever.embedder.name, mode=mode, k=k)
+
+
+def closed_book(generator: "Generator", question: str, *, max_new_tokens: int = 96,
+                system: str = CLOSED_BOOK_SYSTEM) -> Answer:
+    """The same question without retrieval: an :class:`Answer` with no citations (nothing to inspect)."""
+    question = _check_query(question)
+    t0 = time.perf_counter()
+    prompt = generator.format_prompt([{"role": "system", "content": system}, {"role": "user", "content": question}])
+    t1 = time.perf_counter()
+    text = generator.generate([prompt], max_new_tokens=max_new_tokens)[0]
+    t2 = time.perf_counter()
+    timings = {s: 0.0 for s in STAGES}
+    timings.update(build_prompt=t1 - t0, generate=t2 - t1)
+    return Answer(question=question, text=text, citations=[], prompt=prompt, timings=timings,
+                  generator=generator.name, embedder="", mode="closed-book", k=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Audit trail
+# --------------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """Append-only JSON-lines audit trail: one line per answer (question, retrieved chunks with
+    scores and spans, prompt, answer, timings, models, UTC time). Lines are written whole and
+    flushed, so a crash loses at most the line being written; :func:`read_audit_log` reads it back.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise ConfigError(f"{self.path} is a folder, expected a .jsonl file path", field="path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def write(self, answer: Answer) -> None:
+        if not isinstance(answer, Answer):
+            raise ConfigError(f"must be an Answer, got {type(answer).__name__}", field="answer")
+        record = answer.to_dict()
+        record["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> list[Answer]:
+        return read_audit_log(self.path)
+
+
+def read_audit_log(path: str | os.PathLike) -> list[Answer]:
+    """Answers from an audit log, in order; a malformed line raises :class:`DataError` naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such audit log")
+    answers = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                ans = Answer.from_dict(d)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise DataError(f"{path}:{lineno}: not an audit record ({type(exc).__name__}: {exc})") from None
+            ans.metadata.setdefault("time", d.get("time"))
+            answers.append(ans)
+    return answers

@@ -1,0 +1,858 @@
+"""Retrieval over your own documents: loading, token-aware chunking, cached embeddings, faiss / BM25 / hybrid.
+
+The API the book and users' notebooks call:
+
+>>> from ragft_lib.retrieval import Document, Retriever            # doctest: +SKIP
+>>> r = Retriever.from_documents([Document(id="a", text="...", source="a.md")])  # doctest: +SKIP
+>>> hits = r.search("question", k=5)    # list[Hit]: .doc_id .chunk_id .text .score .source .start .end
+>>> r.add(docs); r.update(docs); r.delete(["a"])                   # doctest: +SKIP
+>>> r.save("index_dir"); r = Retriever.load("index_dir")          # doctest: +SKIP
+
+What happens underneath
+-----------------------
+* **Chunking** uses the embedder's own tokenizer: windows of ``chunk_tokens`` word pieces (never
+  more than ``embedder.max_tokens`` including the special tokens the model adds), overlapping by
+  ``chunk_overlap``, cut preferably at a sentence end and always at a word boundary. Every chunk
+  keeps its document id and exact character span: ``doc.text[hit.start:hit.end] == hit.text``.
+* **Embeddings** are computed in batches with a progress bar and cached on disk in SQLite, keyed by
+  the embedder's name and the sha256 of the chunk text (under ``ragft_lib.models.cache_dir()``).
+  Re-indexing an unchanged corpus embeds nothing.
+* **Vectors** live in a :class:`~ragft_lib.stores.VectorStore`; the default
+  :class:`~ragft_lib.stores.FaissStore` picks flat / HNSW / IVF-PQ by size (``index="auto"``) or
+  takes a name. Deleting from HNSW uses tombstones + rebuild (see :class:`FaissStore`).
+* **Modes**: ``"dense"`` (cosine similarity), ``"bm25"`` (lexical, `bm25s`, rebuilt lazily after
+  changes) and ``"hybrid"`` (reciprocal-rank fusion of both). The default, :data:`DEFAULT_MODE`,
+  is the one that measured best in ``benchmarks/bench_retrieval.py`` (see
+  ``benchmarks/RESULTS.md``). ``Hit.score`` is the mode's own score: cosine similarity, BM25
+  score or RRF score.
+* **k** must be a positive integer; a ``k`` larger than the number of chunks is clamped to it
+  (so a search never fails because the corpus is small). A retriever whose every document was
+  deleted returns ``[]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import time
+import warnings
+from dataclasses import dataclass, fields
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .documents import Document
+from .errors import ConfigError, DataError, IndexFormatError, StoreError
+from .stores import ChunkRecord, FaissStore, VectorStore, check_k
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .models import Embedder
+
+__all__ = [
+    "Document", "Hit", "Retriever", "load_folder", "chunk_document", "EmbeddingCache",
+    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS",
+]
+
+log = logging.getLogger(__name__)
+
+MODES = ("dense", "bm25", "hybrid")
+#: The mode that measured best on the Debian FAQ benchmark (benchmarks/RESULTS.md): dense
+#: recall@1 0.487 / recall@5 0.821 against hybrid 0.487 / 0.795 and BM25 0.316 / 0.667.
+DEFAULT_MODE = "dense"
+#: Default chunk length in embedder word pieces; capped at the embedder's limit minus its special
+#: tokens (254 for MiniLM). 254 beat 128 on the Debian FAQ (recall@5 0.821 vs 0.761, dense).
+DEFAULT_CHUNK_TOKENS = 256
+#: Reciprocal-rank-fusion constant (Cormack et al. 2009).
+RRF_K = 60
+#: Version of the settings the Retriever writes into a store's metadata.
+RETRIEVER_META_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Hits
+# --------------------------------------------------------------------------------------------
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(ChunkRecord))
+
+
+@dataclass(frozen=True)
+class Hit(ChunkRecord):
+    """One retrieved chunk: its :class:`~ragft_lib.stores.ChunkRecord` (``doc_id``, ``chunk_id``,
+    ``text``, ``source``, ``start``, ``end``, ``metadata``) plus ``score``, the mode's score.
+    ``text == document.text[start:end]``.
+    """
+
+    score: float = 0.0
+
+    @classmethod
+    def from_record(cls, record: ChunkRecord, score: float) -> "Hit":
+        return cls(score=float(score), **{name: getattr(record, name) for name in _RECORD_FIELDS})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Hit":
+        return cls.from_record(ChunkRecord.from_dict(d), d["score"])
+
+
+# --------------------------------------------------------------------------------------------
+# Loading a folder
+# --------------------------------------------------------------------------------------------
+
+SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".jsonl", ".pdf")
+
+
+class _TextExtractor(HTMLParser):
+    """Visible text of an HTML page (stdlib parser): skips script/style, breaks lines at blocks."""
+
+    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
+    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
+              "section", "article", "pre", "blockquote", "dt", "dd", "hr", "header", "footer"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "title":
+            self._in_title = True
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+        if not self._skipping:
+            self.parts.append(data)
+
+    def text(self) -> str:
+        raw = "".join(self.parts)
+        lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in raw.split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document (paragraphs kept as blank-line-separated blocks)."""
+    p = _TextExtractor()
+    p.feed(html)
+    p.close()
+    return p.text()
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                        "convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _read_pdf(path: Path) -> str:
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+    except ImportError:  # pragma: no cover
+        raise DataError(f"{path}: reading PDF needs pypdf (`pip install pypdf`)") from None
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            raise DataError(f"{path}: the PDF is encrypted")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except DataError:
+        raise
+    except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable PDF ({type(exc).__name__}: {exc})") from None
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise DataError(f"{path}: the PDF has no extractable text (scanned images need OCR first)")
+    return text
+
+
+def _read_jsonl(path: Path, rel: str) -> list[Document]:
+    docs = []
+    text = _read_utf8(path)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: each line must be a JSON object, got {type(obj).__name__}")
+        body = obj.get("text")
+        if not isinstance(body, str) or not body.strip():
+            raise DataError(f"{where}: field 'text' must be a non-empty string, got {body!r:.60}")
+        doc_id = obj.get("id", f"{rel}:{lineno}")
+        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or not str(doc_id).strip():
+            raise DataError(f"{where}: field 'id' must be a non-empty string, got {doc_id!r}")
+        source = obj.get("source", f"{path}:{lineno}")
+        meta = {k: v for k, v in obj.items() if k not in ("id", "text", "source")}
+        docs.append(Document(id=str(doc_id), text=body, source=str(source), metadata=meta))
+    if not docs:
+        raise DataError(f"{path}: no JSON lines (the file is empty)")
+    return docs
+
+
+def _read_file(path: Path, rel: str) -> list[Document]:
+    ext = path.suffix.lower()
+    if ext == ".jsonl":
+        return _read_jsonl(path, rel)
+    if ext == ".pdf":
+        text = _read_pdf(path)
+    elif ext in (".html", ".htm"):
+        text = html_to_text(_read_utf8(path))
+    else:
+        text = _read_utf8(path)
+    if not text.strip():
+        raise DataError(f"{path}: empty file (no text)")
+    return [Document(id=rel, text=text, source=str(path))]
+
+
+def load_folder(
+    folder: str | os.PathLike,
+    *,
+    lenient: bool = False,
+    extensions: Sequence[str] = SUPPORTED_EXTENSIONS,
+    recursive: bool = True,
+) -> list[Document]:
+    """Read every supported file under ``folder`` into :class:`Document` s.
+
+    Formats: ``.txt .md .markdown .rst`` (UTF-8 text), ``.html/.htm`` (visible text, stdlib
+    parser), ``.jsonl`` (one object per line with ``"text"`` and optional ``"id"``, ``"source"``;
+    other keys become metadata) and ``.pdf`` (pypdf). A file's id is its path relative to
+    ``folder``; its source is the path. Hidden files and other extensions are ignored.
+
+    Strict by default: an unreadable, non-UTF-8, empty or malformed file raises
+    :class:`~ragft_lib.errors.DataError` naming it (and the line, for jsonl). With
+    ``lenient=True`` such files are skipped and *one* warning lists them all with their reasons.
+    Duplicate ids (e.g. two jsonl files with the same ``"id"``) are always an error.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in root.glob(pattern)
+                   if p.suffix.lower() in exts and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    docs: list[Document] = []
+    skipped: list[str] = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        try:
+            if not path.is_file():
+                raise DataError(f"{path}: not a regular file")
+            docs.extend(_read_file(path, rel))
+        except DataError as exc:
+            if not lenient:
+                raise
+            skipped.append(str(exc))
+        except OSError as exc:
+            msg = f"{path}: unreadable ({exc.strerror or exc})"
+            if not lenient:
+                raise DataError(msg) from None
+            skipped.append(msg)
+    if skipped:
+        warnings.warn(f"load_folder skipped {len(skipped)} file(s):\n  " + "\n  ".join(skipped), stacklevel=2)
+    if not docs:
+        raise DataError(f"{root}: no readable documents with extensions {sorted(exts)}"
+                        + (f" ({len(skipped)} skipped)" if skipped else ""))
+    _check_unique([d.id for d in docs], "documents loaded from " + str(root))
+    return docs
+
+
+def _check_unique(ids: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    dups = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    if dups:
+        raise DataError(f"duplicate document ids in {what}: {dups[:10]}{' ...' if len(dups) > 10 else ''}")
+
+
+# --------------------------------------------------------------------------------------------
+# Chunking
+# --------------------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[.!?:;]['\")\]]*$")
+
+
+def chunk_document(
+    doc: Document,
+    tokenizer: Any,
+    *,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    max_tokens: int,
+) -> list[ChunkRecord]:
+    """Split ``doc`` into token windows with exact character spans.
+
+    Each chunk has at most ``chunk_tokens`` word pieces of ``tokenizer`` and, with the special
+    tokens the model adds, at most ``max_tokens``. Windows end preferably after a sentence (in
+    the last third of the window), otherwise at a word boundary; the next window starts
+    ``chunk_overlap`` pieces earlier, at a word boundary. Chunk ids are ``"<doc id>#<n>"``.
+    Needs a fast (Rust) tokenizer for the offsets.
+    """
+    text = doc.text
+    budget = min(chunk_tokens, max_tokens - tokenizer.num_special_tokens_to_add(False))
+    if budget < 8:
+        raise ConfigError(f"leaves {budget} word pieces per chunk; need at least 8", field="chunk_tokens")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError("chunking needs a fast tokenizer (offset mappings); this embedder's is slow", field="tokenizer")
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offs = [(s, e) for s, e in enc["offset_mapping"] if e > s]
+    n = len(offs)
+    if n == 0:
+        return []
+    # word_start[i]: token i begins a word (so a chunk may start there and re-tokenise identically)
+    word_start = [True] * n
+    for i in range(1, n):
+        ps, pe = offs[i - 1]
+        s = offs[i][0]
+        if s == pe and text[s].isalnum() and text[pe - 1].isalnum():
+            word_start[i] = False
+    sent_end = [False] * n  # token i ends a sentence or a line
+    for i in range(n):
+        e = offs[i][1]
+        nxt = offs[i + 1][0] if i + 1 < n else len(text)
+        if (_SENTENCE_END.search(text[offs[i][0]:e]) and nxt > e) or "\n" in text[e:nxt]:
+            sent_end[i] = True
+
+    def count(s: int, e: int) -> int:
+        return len(tokenizer(text[offs[s][0]:offs[e - 1][1]], add_special_tokens=False, verbose=False)["input_ids"])
+
+    chunks: list[ChunkRecord] = []
+    start = 0
+    while start < n:
+        end = min(start + budget, n)
+        if end < n:
+            lo = start + max(1, (2 * budget) // 3)
+            cut = next((j + 1 for j in range(end - 1, lo - 1, -1) if sent_end[j]), None)
+            if cut is None:
+                cut = next((j for j in range(end, start, -1) if word_start[j]), end)
+            end = cut
+        # Re-tokenising the substring can differ from the slice at the edges: verify and shrink.
+        while end - start > 1 and count(start, end) > budget:
+            end -= max(1, (count(start, end) - budget))
+        s_char, e_char = offs[start][0], offs[end - 1][1]
+        chunks.append(ChunkRecord(chunk_id=f"{doc.id}#{len(chunks)}", doc_id=doc.id, text=text[s_char:e_char],
+                                  source=doc.source, start=s_char, end=e_char, metadata=dict(doc.metadata)))
+        if end >= n:
+            break
+        lo = max(start + 1, end - chunk_overlap)
+        # the overlap starts at a sentence start if one lies in it, else at the first word start
+        nxt = next((j for j in range(lo, end) if sent_end[j - 1]), None)
+        if nxt is None:
+            nxt = next((j for j in range(lo, end) if word_start[j]), end)
+        start = nxt
+    return chunks
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding cache
+# --------------------------------------------------------------------------------------------
+
+
+class EmbeddingCache:
+    """Vectors on disk keyed by ``sha256(text)``, one SQLite file per embedder name and dimension.
+
+    No pickle: vectors are raw little-endian float32 bytes. Safe across processes (SQLite locking).
+
+    >>> import numpy as np, tempfile
+    >>> c = EmbeddingCache("test/model", 2, folder=tempfile.mkdtemp())
+    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]
+    [0]
+    """
+
+    def __init__(self, embedder_name: str, dimension: int, folder: str | os.PathLike | None = None):
+        if folder is None:
+            from .models import cache_dir
+
+            folder = cache_dir() / "embeddings"
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", embedder_name).strip("_")[:80]
+        digest = hashlib.sha256(embedder_name.encode()).hexdigest()[:8]
+        self.path = self.folder / f"{slug}-{digest}-d{dimension}.sqlite"
+        self.embedder_name = embedder_name
+        self.dimension = dimension
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self._db.execute("CREATE TABLE IF NOT EXISTS emb (key BLOB PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID")
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: embedding cache unusable ({exc}); delete the file to rebuild it") from None
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8")).digest()
+
+    def get(self, texts: Sequence[str]) -> tuple[dict[int, "np.ndarray"], list[int]]:
+        """``(found, missing)``: row index -> vector for cached texts, and indices of the rest."""
+        import numpy as np
+
+        keys = [self.key(t) for t in texts]
+        found_by_key: dict[bytes, bytes] = {}
+        step = 500
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), step):
+            part = uniq[i : i + step]
+            rows = self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(part))})", part).fetchall()
+            found_by_key.update(rows)
+        found: dict[int, np.ndarray] = {}
+        missing: list[int] = []
+        nbytes = 4 * self.dimension
+        for i, k in enumerate(keys):
+            blob = found_by_key.get(k)
+            if blob is not None and len(blob) == nbytes:
+                found[i] = np.frombuffer(blob, dtype="<f4")
+            else:
+                missing.append(i)
+        return found, missing
+
+    def put(self, texts: Sequence[str], vectors: "np.ndarray") -> None:
+        import numpy as np
+
+        vecs = np.ascontiguousarray(vectors, dtype="<f4")
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
+                                 [(self.key(t), v.tobytes()) for t, v in zip(texts, vecs)])
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --------------------------------------------------------------------------------------------
+# BM25
+# --------------------------------------------------------------------------------------------
+
+
+def _stemmer() -> Any:
+    try:
+        import snowballstemmer
+
+        return snowballstemmer.stemmer("english")
+    except ImportError:  # pragma: no cover - optional
+        return None
+
+
+class _BM25:
+    """bm25s over the chunk texts (rebuilt from scratch: bm25s has no incremental update)."""
+
+    def __init__(self, chunk_ids: list[str], texts: list[str]):
+        import bm25s
+
+        self.chunk_ids = chunk_ids
+        self._stem = _stemmer()
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, show_progress=False, return_ids=False)
+        self.model = bm25s.BM25()
+        self.model.index(tokens, show_progress=False)
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        import bm25s
+
+        q = bm25s.tokenize([query], stopwords="en", stemmer=self._stem, show_progress=False, return_ids=False)
+        if not q[0]:
+            return []
+        k = min(k, len(self.chunk_ids))
+        idx, scores = self.model.retrieve(q, k=k, show_progress=False, n_threads=1)
+        return [(self.chunk_ids[int(i)], float(s)) for i, s in zip(idx[0], scores[0]) if s > 0]
+
+
+def rrf_fuse(rankings: Sequence[Sequence[tuple[str, float]]], k: int, rrf_k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: ``score(id) = sum over rankings of 1 / (rrf_k + rank)`` (rank from 1).
+
+    Ties keep the order of the first ranking.
+
+    >>> rrf_fuse([[("a", .9), ("b", .8)], [("b", 3.0), ("c", 2.0)]], k=3)[0][0]
+    'b'
+    """
+    scores: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for ranking in rankings:
+        for rank, (cid, _) in enumerate(ranking, 1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (rrf_k + rank)
+            first.setdefault(cid, len(first))
+    ordered = sorted(scores, key=lambda c: (-scores[c], first[c]))
+    return [(c, scores[c]) for c in ordered[:k]]
+
+
+# --------------------------------------------------------------------------------------------
+# Retriever
+# --------------------------------------------------------------------------------------------
+
+
+def _check_documents(documents: Any, what: str) -> list[Document]:
+    if isinstance(documents, (Document, str)) or not isinstance(documents, Iterable):
+        raise ConfigError(f"must be a list of Document, got {type(documents).__name__}", field="documents")
+    docs = list(documents)
+    for i, d in enumerate(docs):
+        if not isinstance(d, Document):
+            raise ConfigError(f"item {i} must be a Document, got {type(d).__name__}", field="documents")
+        if not d.text.strip():
+            raise DataError(f"document {d.id!r} ({d.source}) has no text")
+    _check_unique([d.id for d in docs], what)
+    return docs
+
+
+def _check_query(query: Any) -> str:
+    if not isinstance(query, str):
+        raise ConfigError(f"must be a string, got {type(query).__name__}", field="query")
+    if not query.strip():
+        raise ConfigError("must not be empty or whitespace", field="query")
+    return query
+
+
+class Retriever:
+    """Chunks, embeds and indexes documents; answers ``search(query, k)`` with citable :class:`Hit` s.
+
+    Build one with :meth:`from_documents` / :meth:`from_folder`, reopen with :meth:`load` (a saved
+    faiss folder) or :meth:`open` (any :class:`~ragft_lib.stores.VectorStore`).
+
+    The query path is split in three timed stages used by :class:`~ragft_lib.rag.RAGPipeline`:
+    :meth:`embed_query` -> :meth:`search_vector` -> :meth:`fetch`; :meth:`search` runs all three.
+    """
+
+    def __init__(
+        self,
+        embedder: "Embedder | None" = None,
+        store: VectorStore | None = None,
+        *,
+        index: str = "auto",
+        mode: str = DEFAULT_MODE,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        chunk_overlap: int | None = None,
+        cache: bool | str | os.PathLike = True,
+        batch_size: int = 32,
+        progress: bool | None = None,
+        append: bool = False,
+    ):
+        if mode not in MODES:
+            raise ConfigError(f"must be one of {MODES}, got {mode!r}", field="mode")
+        for name, value in (("chunk_tokens", chunk_tokens), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
+        if chunk_overlap is None:
+            chunk_overlap = chunk_tokens // 8
+        if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens // 2 + 1:
+            raise ConfigError(f"must be an integer in [0, chunk_tokens/2], got {chunk_overlap!r}", field="chunk_overlap")
+        if store is not None and not isinstance(store, VectorStore):
+            raise ConfigError(f"must implement ragft_lib.stores.VectorStore, got {type(store).__name__}", field="store")
+        if store is not None and index != "auto":
+            raise ConfigError("give the index kind to the store (FaissStore(index=...)), not to the Retriever", field="index")
+        if embedder is None:
+            from .models import load_embedder
+
+            embedder = load_embedder()
+        self.embedder = embedder
+        self.store: VectorStore = store if store is not None else FaissStore(index=index)
+        self.mode = mode
+        self.chunk_tokens = min(chunk_tokens, embedder.max_tokens - embedder.tokenizer.num_special_tokens_to_add(False))
+        self.chunk_overlap = min(chunk_overlap, self.chunk_tokens // 2)
+        self.batch_size = batch_size
+        self.progress = progress
+        self._cache_arg = cache
+        self._cache: EmbeddingCache | None = None
+        self._bm25: _BM25 | None = None
+        self._doc_chunks: dict[str, list[str]] = {}
+        self.stats = {"embedded": 0, "cached": 0}
+        # A store that already holds data is reopened (append) or refused, never silently mixed.
+        existing = self.store.count()
+        meta = self.store.metadata()
+        if existing or (append and meta.get("embedder")):
+            if not append:
+                raise StoreError(f"the store already holds {existing} chunks (embedder {meta.get('embedder')!r}); "
+                                 "use Retriever.open(store) to reuse them, or pass append=True to add to them")
+            self._check_meta(meta)
+            for rec in self.store.records():
+                self._doc_chunks.setdefault(rec.doc_id, []).append(rec.chunk_id)
+        self._write_meta()
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_documents(cls, documents: Sequence[Document], *, embedder: "Embedder | None" = None,
+                       store: VectorStore | None = None, **options: Any) -> "Retriever":
+        """Index ``documents``; ``options`` are those of the constructor (index, mode, chunk_tokens, ...).
+
+        An empty corpus, a document without text or duplicate ids raise
+        :class:`~ragft_lib.errors.DataError`. A non-empty store raises
+        :class:`~ragft_lib.errors.StoreError` unless ``append=True``.
+        """
+        docs = _check_documents(documents, "the corpus")
+        if not docs:
+            raise DataError("empty corpus: from_documents needs at least one Document")
+        r = cls(embedder, store, **options)
+        r.add(docs)
+        return r
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, *, lenient: bool = False, **options: Any) -> "Retriever":
+        """:func:`load_folder` then :meth:`from_documents`."""
+        return cls.from_documents(load_folder(folder, lenient=lenient), **options)
+
+    @classmethod
+    def open(cls, store: VectorStore, *, embedder: "Embedder | None" = None, mode: str | None = None,
+             cache: bool | str | os.PathLike = True, progress: bool | None = None) -> "Retriever":
+        """Reconnect to a store written by a Retriever; checks the embedder's name and dimension.
+
+        ``embedder=None`` loads the embedder named in the store.
+        """
+        if not isinstance(store, VectorStore):
+            raise ConfigError(f"must implement ragft_lib.stores.VectorStore, got {type(store).__name__}", field="store")
+        meta = store.metadata()
+        info = meta.get("retriever")
+        if not meta.get("embedder") or not isinstance(info, dict):
+            raise IndexFormatError(f"{store!r} holds no ragft Retriever metadata (embedder, settings): "
+                                   "build it with Retriever.from_documents(docs, store=...)")
+        if info.get("version") != RETRIEVER_META_VERSION:
+            raise IndexFormatError(f"{store!r}: retriever metadata version {info.get('version')!r}, "
+                                   f"this ragft_lib reads {RETRIEVER_META_VERSION}")
+        if embedder is None:
+            from .models import load_embedder
+
+            embedder = load_embedder(meta["embedder"])
+        cls._check_embedder(meta, embedder, store)
+        return cls(embedder, store, mode=mode or info.get("mode", DEFAULT_MODE),
+                   chunk_tokens=int(info["chunk_tokens"]), chunk_overlap=int(info["chunk_overlap"]),
+                   cache=cache, progress=progress, append=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, embedder: "Embedder | None" = None, mode: str | None = None,
+             cache: bool | str | os.PathLike = True) -> "Retriever":
+        """Open a folder written by :meth:`save` (see :meth:`FaissStore.load` for the checks)."""
+        return cls.open(FaissStore.load(path), embedder=embedder, mode=mode, cache=cache)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the index atomically to folder ``path`` (FaissStore only: databases persist themselves)."""
+        if not isinstance(self.store, FaissStore):
+            raise ConfigError(f"{type(self.store).__name__} persists on every write; save() is for FaissStore",
+                              field="store")
+        self._write_meta()
+        return self.store.save(path)
+
+    def close(self) -> None:
+        self.store.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    # -- metadata ------------------------------------------------------------------------
+    @staticmethod
+    def _check_embedder(meta: dict[str, Any], embedder: "Embedder", store: Any) -> None:
+        if meta.get("embedder") != embedder.name:
+            raise IndexFormatError(f"{store!r} was built with embedder {meta.get('embedder')!r} "
+                                   f"but {embedder.name!r} was given: its vectors are not comparable")
+        if int(meta.get("dimension", -1)) != embedder.dimension:
+            raise IndexFormatError(f"{store!r} holds {meta.get('dimension')}-d vectors but embedder "
+                                   f"{embedder.name!r} makes {embedder.dimension}-d ones")
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        if meta.get("embedder"):
+            self._check_embedder(meta, self.embedder, self.store)
+
+    def _write_meta(self) -> None:
+        self.store.set_metadata({
+            "embedder": self.embedder.name,
+            "dimension": self.embedder.dimension,
+            "retriever": {"version": RETRIEVER_META_VERSION, "mode": self.mode, "chunk_tokens": self.chunk_tokens,
+                          "chunk_overlap": self.chunk_overlap},
+        })
+
+    # -- info ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Retriever(documents={self.num_documents}, chunks={self.num_chunks}, mode={self.mode!r}, "
+                f"embedder={self.embedder.name!r}, store={self.store!r})")
+
+    @property
+    def num_documents(self) -> int:
+        return len(self._doc_chunks)
+
+    @property
+    def num_chunks(self) -> int:
+        return self.store.count()
+
+    @property
+    def document_ids(self) -> list[str]:
+        return list(self._doc_chunks)
+
+    def chunks_of(self, doc_id: str) -> list[Hit]:
+        """The chunks of one document, in order, as score-0 hits (for inspection and citations)."""
+        if doc_id not in self._doc_chunks:
+            raise DataError(f"unknown document id {doc_id!r}")
+        return [Hit.from_record(rec, 0.0) for rec in self.store.get(self._doc_chunks[doc_id])]
+
+    # -- indexing ------------------------------------------------------------------------
+    def chunk(self, documents: Sequence[Document]) -> list[ChunkRecord]:
+        """Chunk documents with this retriever's settings (no embedding)."""
+        records: list[ChunkRecord] = []
+        for d in documents:
+            recs = chunk_document(d, self.embedder.tokenizer, chunk_tokens=self.chunk_tokens,
+                                  chunk_overlap=self.chunk_overlap, max_tokens=self.embedder.max_tokens)
+            if not recs:
+                raise DataError(f"document {d.id!r} ({d.source}) has no tokens to index")
+            records.extend(recs)
+        return records
+
+    def _embedding_cache(self) -> EmbeddingCache | None:
+        if self._cache_arg is False:
+            return None
+        if self._cache is None:
+            folder = None if self._cache_arg is True else self._cache_arg
+            self._cache = EmbeddingCache(self.embedder.name, self.embedder.dimension, folder)
+        return self._cache
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        """Embed chunk texts in batches, reading and filling the on-disk cache; shows a progress bar."""
+        import numpy as np
+
+        texts = list(texts)
+        out = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+        cache = self._embedding_cache()
+        if cache is not None:
+            found, missing = cache.get(texts)
+            for i, v in found.items():
+                out[i] = v
+        else:
+            missing = list(range(len(texts)))
+        self.stats["cached"] += len(texts) - len(missing)
+        if missing:
+            show = self.progress if self.progress is not None else len(missing) > 256
+            bar = None
+            if show:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(missing), desc=f"embed ({len(texts) - len(missing)} cached)", unit="chunk")
+            step = max(self.batch_size * 8, 256)
+            try:
+                for s in range(0, len(missing), step):
+                    idx = missing[s : s + step]
+                    part = [texts[i] for i in idx]
+                    vecs = self.embedder.encode(part, batch_size=self.batch_size, progress=False)
+                    out[idx] = vecs
+                    if cache is not None:
+                        cache.put(part, vecs)  # per batch: an interrupted run keeps its progress
+                    if bar is not None:
+                        bar.update(len(idx))
+            finally:
+                if bar is not None:
+                    bar.close()
+            self.stats["embedded"] += len(missing)
+        return out
+
+    def add(self, documents: Sequence[Document]) -> None:
+        """Index new documents; an id already indexed raises :class:`DataError` (use :meth:`update`)."""
+        docs = _check_documents(documents, "add()")
+        present = [d.id for d in docs if d.id in self._doc_chunks]
+        if present:
+            raise DataError(f"document ids already indexed: {present[:10]}; use update() to replace them")
+        self._write(docs, replacing=False)
+
+    def _write(self, docs: list[Document], *, replacing: bool) -> None:
+        """Chunk + embed ``docs`` (validated), then one store transaction, then the in-memory maps."""
+        if not docs:
+            return
+        records = self.chunk(docs)
+        vecs = self.embed([r.text for r in records])
+        if replacing:
+            self.store.replace([c for d in docs for c in self._doc_chunks[d.id]], records, vecs)
+            for d in docs:
+                del self._doc_chunks[d.id]
+        else:
+            self.store.add(records, vecs)
+        for r in records:
+            self._doc_chunks.setdefault(r.doc_id, []).append(r.chunk_id)
+        self._bm25 = None
+
+    def update(self, documents: Sequence[Document]) -> None:
+        """Replace indexed documents (same ids) in one store transaction; unknown ids raise :class:`DataError`."""
+        docs = _check_documents(documents, "update()")
+        unknown = [d.id for d in docs if d.id not in self._doc_chunks]
+        if unknown:
+            raise DataError(f"unknown document ids: {unknown[:10]}; use add() for new documents")
+        self._write(docs, replacing=True)
+
+    def delete(self, doc_ids: Iterable[str] | str) -> None:
+        """Remove documents by id (a single string is one id); an unknown id raises, nothing is removed."""
+        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        for i in ids:
+            if not isinstance(i, str):
+                raise ConfigError(f"must be document id strings, got {i!r}", field="doc_ids")
+        ids = list(dict.fromkeys(ids))
+        unknown = [i for i in ids if i not in self._doc_chunks]
+        if unknown:
+            raise DataError(f"unknown document ids: {unknown[:10]}; nothing was deleted")
+        if not ids:
+            return
+        self.store.delete([c for i in ids for c in self._doc_chunks[i]])
+        for i in ids:
+            del self._doc_chunks[i]
+        self._bm25 = None
+
+    # -- searching -----------------------------------------------------------------------
+    def embed_query(self, query: str) -> "np.ndarray":
+        """Stage 1: the query's unit vector, shape ``(1, dimension)``."""
+        return self.embedder.encode([_check_query(query)], progress=False)
+
+    def _bm25_index(self) -> _BM25:
+        if self._bm25 is None:
+            recs = list(self.store.records())
+            self._bm25 = _BM25([r.chunk_id for r in recs], [r.text for r in recs])
+        return self._bm25
+
+    def search_vector(self, query_vector: "np.ndarray | None", k: int, *, query: str | None = None,
+                      mode: str | None = None) -> list[tuple[str, float]]:
+        """Stage 2: ``(chunk_id, score)`` best first. ``query`` (text) is needed for bm25 / hybrid."""
+        mode = mode or self.mode
+        k = min(check_k(k), self.store.count())
+        if mode != "bm25" and query_vector is None:
+            raise ConfigError(f"mode {mode!r} needs the query vector from embed_query()", field="query_vector")
+        if k == 0:
+            return []
+        if mode == "dense":
+            return self.store.search(query_vector, k)[0]
+        if mode not in MODES:
+            raise ConfigError(f"must be one of {MODES}, got {mode!r}", field="mode")
+        lexical = self._bm25_index()
+        if mode == "bm25":
+            return lexical.search(_check_query(query), k)
+        depth = min(max(4 * k, 40), self.store.count())
+        dense = self.store.search(query_vector, depth)[0]
+        return rrf_fuse([dense, lexical.search(_check_query(query), depth)], k)
+
+    def fetch(self, scored: Sequence[tuple[str, float]]) -> list[Hit]:
+        """Stage 3: the chunk records of ``scored`` as :class:`Hit` s, in the same order."""
+        recs = self.store.get([c for c, _ in scored])
+        return [Hit.from_record(r, s) for r, (_, s) in zip(recs, scored)]
+
+    def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` (``k`` clamped to the number of chunks).
+
+        Empty / whitespace queries and ``k <= 0`` raise :class:`~ragft_lib.errors.ConfigError`.
+        """
+        _check_query(query)
+        check_k(k)
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ConfigError(f"must be one of {MODES}, got {mode!r}", field="mode")
+        qvec = self.embed_query(query) if mode != "bm25" else None
+        return self.fetch(self.search_vector(qvec, k, query=query, mode=mode))
