@@ -627,10 +627,15 @@ class TrainMetrics:
     dtype: str
     world_size: int = 1
     method: str = "lora"
+    step_times_s: list[float] = field(default_factory=list)
 
     @property
     def step_time_s(self) -> float:
-        return self.wall_time_s / max(self.steps, 1)
+        """Median seconds per optimizer step (robust to a slow first step and to other load)."""
+        if not self.step_times_s:
+            return self.wall_time_s / max(self.steps, 1)
+        ordered = sorted(self.step_times_s)
+        return ordered[len(ordered) // 2]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -724,6 +729,7 @@ def _check_output_dir(output_dir: str | os.PathLike) -> Path:
 def _write_adapter_files(model: Any, folder: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> None:
     """Write the peft adapter (safetensors), metrics, and last the metadata file that marks it complete."""
     model.save_pretrained(str(folder), safe_serialization=True)
+    metrics = {**metrics, "adapter_size_bytes": _folder_size(folder)}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -765,12 +771,34 @@ def _resolve_base(base: Generator | str, precision_dtype: str | None, device: st
     raise ConfigError(f"must be a Generator or a model id / folder, got {type(base).__name__}", field="base")
 
 
+class _quiet_peft(warnings.catch_warnings):
+    """peft 0.21 reads transformers' deprecated ``is_gradient_checkpointing``: not the user's concern."""
+
+    def __enter__(self) -> Any:
+        out = super().__enter__()
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return out
+
+
+class _Placeholder:
+    """Stands for a model not loaded yet (4-bit loading from a hub id)."""
+
+
+def _quantise_directly(name: str) -> bool:
+    """True when ``name`` is a hub id or folder transformers can load (not the packaged GGUF model)."""
+    from .models import _PACKAGED_GENERATORS, DEFAULT_GENERATOR, _resolve_name
+
+    resolved = _resolve_name(name, "RAGFT_GENERATOR", DEFAULT_GENERATOR)
+    return resolved == name and (Path(name).expanduser().is_dir() or resolved not in _PACKAGED_GENERATORS)
+
+
 def _model_path(gen: Generator) -> str:
     """Where the base weights can be reloaded from (the cache folder for the packaged model)."""
     return str(getattr(gen.model, "name_or_path", "") or getattr(gen.model.config, "_name_or_path", "") or gen.name)
 
 
-def _load_4bit(gen: Generator, precision: TrainingPrecision) -> Any:
+def _load_4bit(source: str, precision: TrainingPrecision) -> Any:
+    """The base model quantised to 4-bit NF4 on this process's GPU, ready for QLoRA."""
     import importlib.util
 
     import torch
@@ -786,7 +814,7 @@ def _load_4bit(gen: Generator, precision: TrainingPrecision) -> Any:
     compute = torch.bfloat16 if precision.bf16 else torch.float16
     qconf = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=compute)
-    model = AutoModelForCausalLM.from_pretrained(_model_path(gen), quantization_config=qconf,
+    model = AutoModelForCausalLM.from_pretrained(source, quantization_config=qconf,
                                                  dtype=compute, device_map={"": _local_rank()})
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
@@ -821,6 +849,20 @@ def _progress_callback(desc: str) -> Any:
     return ProgressBar()
 
 
+def _step_timer(times: list[float]) -> Any:
+    """Records the wall time of every optimizer step (forward, backward, update)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            times.append(time.perf_counter() - self.t0)
+
+    return StepTimer()
+
+
 def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, output_dir: str | os.PathLike | None,
            *, method: str, device: str | None) -> FineTuneResult:
     import torch
@@ -847,18 +889,31 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
         raise ConfigError("4-bit loading is for LoRA (QLoRA) only", field="load_in_4bit")
     if config.load_in_4bit and not dev.startswith("cuda"):
         raise ConfigError(f"4-bit QLoRA needs a CUDA GPU; training on {dev!r}. Set load_in_4bit=False.", field="load_in_4bit")
-    gen = _resolve_base(base, precision.model_dtype, dev)
+    if config.load_in_4bit and isinstance(base, str) and _quantise_directly(base):
+        # Never materialise the full-precision model: that is what QLoRA avoids (a 7B model in fp16
+        # does not fit a 16 GB GPU).
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(base)
+        gen = Generator(_Placeholder(), tok, name=base, source=f"hub/folder {base} (4-bit)",
+                        device=DeviceChoice(dev, "bfloat16" if precision.bf16 else "float16"))
+    else:
+        gen = _resolve_base(base, precision.model_dtype, dev)
     tokenized = tokenize_examples(gen, data, config.max_length)
 
     from transformers import set_seed
 
     set_seed(config.seed)
     if config.load_in_4bit:
-        model = _load_4bit(gen, precision)
+        model = _load_4bit(base if isinstance(gen.model, _Placeholder) else _model_path(gen), precision)
+        if isinstance(gen.model, _Placeholder):
+            gen.model = model
     else:
         # Never modify the caller's model: peft injects layers in place, full fine-tuning changes weights.
         model = copy.deepcopy(gen.model)
-        model.to(device=dev, dtype=getattr(torch, precision.model_dtype))
+        # Full fine-tuning under fp16 autocast needs fp32 weights (the gradient scaler refuses fp16 ones).
+        weights = "float32" if (method == "full" and precision.fp16) else precision.model_dtype
+        model.to(device=dev, dtype=getattr(torch, weights))
     model.config.use_cache = False
     if method == "lora":
         from peft import LoraConfig as PeftLoraConfig
@@ -868,7 +923,8 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
         pconf = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=targets,
                                bias="none", task_type="CAUSAL_LM",
                                fan_in_fan_out=getattr(model.config, "model_type", "") in ("gpt2", "gpt_bigcode"))
-        model = get_peft_model(model, pconf, autocast_adapter_dtype=True)
+        with _quiet_peft():
+            model = get_peft_model(model, pconf, autocast_adapter_dtype=True)
         for p in model.parameters():  # fp32 trainable weights, also under an fp16/bf16 base
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
@@ -899,6 +955,8 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
                       data_collator=_Collator(gen.tokenizer.pad_token_id), processing_class=gen.tokenizer)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    step_times: list[float] = []
+    trainer.add_callback(_step_timer(step_times))
     if config.progress:
         trainer.add_callback(_progress_callback("LoRA" if method == "lora" else "full fine-tuning"))
     on_gpu = dev.startswith("cuda")
@@ -907,8 +965,7 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
     level = tlog.get_verbosity()
     tlog.set_verbosity_error()  # the Trainer's info lines would drown the progress bar
     try:
-        with _PeakRSS() as rss, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        with _PeakRSS() as rss, _quiet_peft():
             t0 = time.perf_counter()
             trainer.train()
             wall = time.perf_counter() - t0
@@ -927,7 +984,7 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
         peak_memory_kind="cuda_max_allocated" if on_gpu else "rss", trainable_params=int(trainable),
         total_params=int(total), adapter_size_bytes=0, n_examples=len(tokenized.input_ids),
         n_truncated=tokenized.n_truncated, device=dev, dtype=precision.model_dtype,
-        world_size=int(args.world_size), method=method,
+        world_size=int(args.world_size), method=method, step_times_s=step_times,
     )
 
     saved: Path | None = None
@@ -935,17 +992,13 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
         meta = {
             "format": _FORMAT_VERSION, "method": method, "base_model": gen.name, "base_model_path": _model_path(gen),
             "base_model_type": getattr(model.config, "model_type", None),
-            "base_num_parameters": gen.num_parameters, "target_modules": targets, "config": config.to_dict(),
+            "base_num_parameters": None if config.load_in_4bit else gen.num_parameters, "target_modules": targets, "config": config.to_dict(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        if method == "lora":
-            # Predicted size = fp32 LoRA weights; written exactly after saving.
-            metrics.adapter_size_bytes = 4 * trainable
         if trainer.is_world_process_zero():
             _save_atomically(model, final, meta, metrics.to_dict())
-            metrics.adapter_size_bytes = _folder_size(final)
-            (final / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
         trainer.accelerator.wait_for_everyone()
+        metrics.adapter_size_bytes = _folder_size(final)
         saved = final
     elif method == "lora":
         metrics.adapter_size_bytes = 4 * trainable
@@ -1026,7 +1079,8 @@ def load_adapter(base: Generator | str, path: str | os.PathLike, *, check_base: 
         problems = []
         if meta.get("base_model") != gen.name:
             problems.append(f"it was trained on {meta.get('base_model')!r}, the base given is {gen.name!r}")
-        if meta.get("base_num_parameters") not in (None, gen.num_parameters):
+        quantised = getattr(gen.model, "is_loaded_in_4bit", False) or getattr(gen.model, "is_loaded_in_8bit", False)
+        if not quantised and meta.get("base_num_parameters") not in (None, gen.num_parameters):
             problems.append(f"base parameters {meta.get('base_num_parameters'):,} vs {gen.num_parameters:,}")
         model_type = getattr(gen.model.config, "model_type", None)
         if meta.get("base_model_type") not in (None, model_type):
@@ -1035,7 +1089,8 @@ def load_adapter(base: Generator | str, path: str | os.PathLike, *, check_base: 
             raise ConfigError(f"the adapter at {path} is for another base model: " + "; ".join(problems)
                               + ". Load the base it was trained on, or pass check_base=False.", field="base")
     model = copy.deepcopy(gen.model)
-    model = PeftModel.from_pretrained(model, str(Path(path).expanduser()), is_trainable=False)
+    with _quiet_peft():
+        model = PeftModel.from_pretrained(model, str(Path(path).expanduser()), is_trainable=False)
     model.eval()
     out = Generator(model, gen.tokenizer, name=f"{gen.name}+lora({Path(path).name})",
                     source=f"LoRA adapter {path} on {gen.source}", device=gen.device_choice)
