@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                         batch_size=args.batch_size, lr_scheduler=args.scheduler,
                         target_modules=targets.get(args.targets, args.targets.split(",")))
     examples = fact_examples(facts, paraphrases=args.paraphrases, statements=args.statements, answer=args.answer)
-    base_cache = Path(args.log).with_name(f".world_lift_base_{args.facts}_{args.max_new_tokens}.json")
+    from ragft_lib.models import cache_dir
+
+    base_cache = cache_dir() / "bench" / f"world_lift_base_{args.facts}_{args.max_new_tokens}.json"
+    base_cache.parent.mkdir(parents=True, exist_ok=True)
     if base_cache.exists():
         base = json.loads(base_cache.read_text())
     else:
