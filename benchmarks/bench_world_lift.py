@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                for name, items in (("trained", trained_q), ("heldout", heldout_q), ("general", GENERAL_QUESTIONS))}
         return out, time.perf_counter() - t
 
-    targets = {"auto": "auto", "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+    targets = {"auto": "auto", "all": "all"}
     config = LoRAConfig(r=args.r, alpha=args.alpha or 2 * args.r, learning_rate=args.lr, epochs=args.epochs,
                         batch_size=args.batch_size, lr_scheduler=args.scheduler,
                         target_modules=targets.get(args.targets, args.targets.split(",")))

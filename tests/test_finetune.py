@@ -21,7 +21,8 @@ from ragft_lib.datasets import QAPair, load_world
 from ragft_lib.documents import Document
 from ragft_lib.errors import ConfigError, DataError
 from ragft_lib.finetune import (
-    ADAPTER_META, IGNORE_INDEX, FineTuneResult, LoRAConfig, _Collator, completion_loss, detect_target_modules,
+    ADAPTER_META, IGNORE_INDEX, FineTuneResult, LoRAConfig, _Collator, completion_loss, completion_only_loss,
+    detect_target_modules,
     fact_examples, load_adapter, load_examples, merge, raft_examples, read_adapter_meta, tokenize_examples,
     train_full, train_lora, training_precision,
 )
@@ -159,6 +160,20 @@ def test_labels_mask_the_prompt_and_keep_the_completion(smol):
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
 
 
+def test_completion_only_loss_equals_the_models_own_loss(tiny):
+    data = tokenize_examples(tiny, load_examples(FACTS), max_length=96)
+    batch = _Collator(tiny.tokenizer.pad_token_id)(
+        [{"input_ids": i, "labels": lab} for i, lab in zip(data.input_ids, data.labels)])
+    with torch.no_grad():
+        reference = tiny.model(**batch).loss
+        ours, n = completion_only_loss(tiny.model, batch)
+        summed, _ = completion_only_loss(tiny.model, batch, num_items_in_batch=1)
+    assert n == int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(summed, reference * n, rtol=1e-5, atol=1e-3)
+    assert completion_loss(tiny, FACTS) == pytest.approx(float(reference), rel=1e-5)
+
+
 def test_overlong_examples_truncated_with_one_warning(smol):
     long = {"prompt": "Tell me a long story.", "completion": "word " * 200}
     ex = load_examples([FACTS[0], long, long])
@@ -241,7 +256,7 @@ def test_raft_examples_generic_documents_and_bad_input():
 @pytest.mark.parametrize("field,value", [
     ("r", 0), ("r", 2.5), ("alpha", 0), ("dropout", 1.0), ("learning_rate", -1e-3), ("epochs", 0),
     ("max_steps", 0), ("batch_size", 0), ("grad_accum", 0), ("max_length", 4), ("seed", -1),
-    ("dtype", "fp8"), ("target_modules", []), ("target_modules", ""), ("lr_scheduler", "warp"),
+    ("dtype", "fp8"), ("target_modules", []), ("target_modules", ""), ("target_modules", "attention"), ("lr_scheduler", "warp"),
     ("load_in_4bit", "yes"), ("learning_rate", float("nan")),
 ])
 def test_config_validated_at_the_boundary(field, value):
@@ -304,6 +319,8 @@ def test_target_modules_detected(kind, expected):
 def test_target_modules_llama_and_override(tiny):
     assert detect_target_modules(tiny.model) == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert detect_target_modules(tiny.model, ["gate_proj", "up_proj"]) == ["gate_proj", "up_proj"]
+    assert detect_target_modules(tiny.model, "all") == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj",
+                                                        "up_proj", "v_proj"]
     with pytest.raises(ConfigError, match=r"\['c_attn'\] not found .*available: .*q_proj"):
         detect_target_modules(tiny.model, ["c_attn"])
 
