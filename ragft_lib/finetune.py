@@ -1182,3 +1182,50 @@ def merge(model: FineTuneResult | Generator) -> Generator:
                     device=gen.device_choice)
     out.base_name = base_name  # type: ignore[attr-defined]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reusing finished runs (the book trains the same adapters in several chapters)
+# --------------------------------------------------------------------------------------------
+
+
+def run_key(base: Generator | str, examples: Any, config: LoRAConfig | None = None) -> str:
+    """Content hash of a training run: base model name, every example, and the config.
+
+    Two calls with the same key train the same adapter (training is seeded), so
+    :func:`train_or_load` can reuse the first one.
+    """
+    import hashlib
+
+    config = config or LoRAConfig()
+    name = base.name if isinstance(base, Generator) else str(base)
+    payload = {"format": _FORMAT_VERSION, "base": name, "config": config.to_dict(),
+               "examples": load_examples(examples)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def train_or_load(base: Generator | str, examples: Any, config: LoRAConfig | None = None, *,
+                  cache_dir: str | os.PathLike | None = None, device: str | None = None) -> FineTuneResult:
+    """:func:`train_lora`, unless an identical run (same :func:`run_key`) already finished: then load it.
+
+    Adapters live under ``cache_dir`` (default: ``ragft_lib.models.cache_dir() / "adapters"``),
+    one folder per key. Saving is atomic (see :func:`train_lora`), so an interrupted run leaves no
+    folder and is simply trained again. The returned metrics are those of the original run.
+
+    >>> res = train_or_load(load_generator(), [{"prompt": "Q?", "completion": "A."}] * 8)  # doctest: +SKIP
+    >>> train_or_load(load_generator(), [{"prompt": "Q?", "completion": "A."}] * 8).adapter_path == res.adapter_path  # doctest: +SKIP
+    True
+    """
+    from .models import cache_dir as _cache_dir
+
+    config = config or LoRAConfig()
+    root = Path(cache_dir).expanduser() if cache_dir is not None else _cache_dir() / "adapters"
+    folder = root / run_key(base, examples, config)
+    if (folder / ADAPTER_META).is_file() and (folder / "metrics.json").is_file():
+        generator = load_adapter(base, folder, device=device)
+        known = {f.name for f in dataclasses.fields(TrainMetrics)}
+        raw = json.loads((folder / "metrics.json").read_text())
+        metrics = TrainMetrics(**{k: v for k, v in raw.items() if k in known})
+        name = base.name if isinstance(base, Generator) else str(base)
+        return FineTuneResult(generator=generator, adapter_path=folder, metrics=metrics, config=config, base_name=name)
+    return train_lora(base, examples, config, output_dir=folder, device=device)

@@ -527,3 +527,25 @@ def test_torchrun_two_processes(tmp_path, smol):
     loaded = load_adapter(smol, out)
     text = smol.format_prompt(FACTS[0]["prompt"])
     assert not torch.equal(loaded.logits(text), smol.logits(text))
+
+
+@pytest.mark.slow
+def test_train_or_load_reuses_an_identical_finished_run(tmp_path, monkeypatch):
+    import ragft_lib.finetune as ft
+    from ragft_lib.models import load_generator
+
+    base = load_generator()
+    examples = [{"prompt": f"Who founded Zerb Works {i}?", "completion": "Tal Merrow."} for i in range(4)]
+    config = ft.LoRAConfig(max_steps=2, batch_size=2, max_length=64)
+    first = ft.train_or_load(base, examples, config, cache_dir=tmp_path)
+    assert first.adapter_path.parent == tmp_path and (first.adapter_path / ft.ADAPTER_META).exists()
+
+    calls = []
+    monkeypatch.setattr(ft, "train_lora", lambda *a, **k: calls.append(1))
+    again = ft.train_or_load(base, examples, config, cache_dir=tmp_path)
+    assert calls == [] and again.adapter_path == first.adapter_path
+    assert again.metrics.loss_curve == first.metrics.loss_curve
+    prompt = base.format_prompt(examples[0]["prompt"])
+    assert torch.equal(again.generator.logits(prompt), first.generator.logits(prompt))
+    # a different config is a different run
+    assert ft.run_key(base, examples, config) != ft.run_key(base, examples, ft.LoRAConfig(max_steps=3, batch_size=2, max_length=64))
