@@ -30,7 +30,7 @@ import string
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import ConfigError, DataError
 
@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
     "Accuracy", "answer_accuracy",
+    "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "citation_precision", "extract_json",
+    "json_valid", "schema_match", "answer_agreement",
+    "ExperimentSettings", "ExperimentResult", "Lab", "summarise", "new_knowledge", "freshness", "consistency",
+    "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -228,3 +232,697 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     return Accuracy(accuracy=acc, ci=tuple(ci), n=len(correct),
                     questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q in questions],
                     answers=[a for _, a in items], predictions=preds, correct=correct)
+
+
+# --------------------------------------------------------------------------------------------
+# More metrics: multiple choice, retrieval, citations, output format, consistency
+# --------------------------------------------------------------------------------------------
+
+
+def option_logprobs(generator: "Generator", question: str, options: Sequence[str], *, system: str | None = None,
+                    context: str | None = None) -> list[float]:
+    """Log-likelihood of each option as the assistant's reply to ``question`` (summed over its tokens).
+
+    The scoring of Ovadia et al. (2023): the model never generates; the option it finds most
+    likely is its answer, so formatting and verbosity play no part.
+    """
+    import torch
+
+    if not options:
+        raise DataError("option_logprobs needs at least one option")
+    user = question if context is None else f"Context:\n{context}\n\nQuestion: {question}"
+    prompt = generator.format_prompt(user, system=system)
+    tok = generator.tokenizer
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    out = []
+    for opt in options:
+        ids = tok(prompt + opt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(generator.model.device)
+        with torch.inference_mode():
+            logits = generator.model(input_ids=ids).logits.float()
+        logp = torch.log_softmax(logits[0, :-1], dim=-1)
+        target = ids[0, 1:]
+        lp = logp.gather(1, target[:, None])[:, 0]
+        out.append(float(lp[n_prompt - 1:].sum()))
+    return out
+
+
+def multiple_choice(generator: "Generator", question: str, options: Sequence[str], **kwargs: Any) -> int:
+    """Index of the option with the highest log-likelihood (see :func:`option_logprobs`)."""
+    scores = option_logprobs(generator, question, options, **kwargs)
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+def mc_options(fact: Any, all_facts: Sequence[Any], n: int = 4, seed: int = 0) -> tuple[list[str], int]:
+    """``(options, index of the correct one)``: the fact's answer and ``n - 1`` answers of other facts
+    with the same attribute (plausible distractors), shuffled deterministically."""
+    import random
+
+    pool = sorted({f.answer for f in all_facts if f.attribute == fact.attribute and f.answer != fact.answer})
+    rng = random.Random(f"{seed}:{fact.id}")
+    opts = rng.sample(pool, min(n - 1, len(pool))) + [fact.answer]
+    rng.shuffle(opts)
+    return opts, opts.index(fact.answer)
+
+
+def recall_at_k(retrieved: Sequence[Sequence[str]], relevant: Sequence["str | Iterable[str]"], k: int) -> float:
+    """Share of queries with a relevant id among the first ``k`` retrieved ids.
+
+    >>> recall_at_k([["a", "b"], ["c", "d"]], ["b", "x"], k=2)
+    0.5
+    """
+    if len(retrieved) != len(relevant) or not retrieved:
+        raise DataError(f"recall_at_k needs as many relevant sets as rankings (got {len(retrieved)} and {len(relevant)})")
+    rel = [{r} if isinstance(r, str) else set(r) for r in relevant]
+    return sum(bool(set(list(ids)[:k]) & r) for ids, r in zip(retrieved, rel)) / len(retrieved)
+
+
+def mrr(retrieved: Sequence[Sequence[str]], relevant: Sequence["str | Iterable[str]"]) -> float:
+    """Mean reciprocal rank of the first relevant id (0 when none is retrieved).
+
+    >>> mrr([["a", "b"], ["c", "d"]], ["b", "x"])
+    0.25
+    """
+    if len(retrieved) != len(relevant) or not retrieved:
+        raise DataError(f"mrr needs as many relevant sets as rankings (got {len(retrieved)} and {len(relevant)})")
+    total = 0.0
+    for ids, r in zip(retrieved, relevant):
+        r = {r} if isinstance(r, str) else set(r)
+        total += next((1 / i for i, x in enumerate(ids, 1) if x in r), 0.0)
+    return total / len(retrieved)
+
+
+def citation_precision(cited_texts: Sequence[str], answer: "str | Iterable[str]") -> float:
+    """Share of the cited chunks that contain a gold answer (whole words); ``nan`` when nothing is cited.
+
+    >>> citation_precision(["Meisdale lies on the Makzoutha river.", "Unrelated."], "Makzoutha")
+    0.5
+    """
+    if not cited_texts:
+        return float("nan")
+    return sum(answer_contained(t, answer) for t in cited_texts) / len(cited_texts)
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in ``text`` (a fenced block or a bare ``{...}``); ``None`` when none parses."""
+    import json
+
+    candidates = re.findall(r"```(?:json)?\s*(.*?)```", text, flags=re.S)
+    start = text.find("{")
+    if start >= 0:
+        depth = 0
+        for i, ch in enumerate(text[start:], start):
+            depth += ch == "{"
+            depth -= ch == "}"
+            if depth == 0:
+                candidates.append(text[start:i + 1])
+                break
+    for c in candidates:
+        try:
+            return json.loads(c)
+        except ValueError:
+            continue
+    return None
+
+
+def json_valid(text: str) -> bool:
+    """``text`` holds a parseable JSON object (see :func:`extract_json`).
+
+    >>> json_valid('Sure: {"answer": "Paris"}'), json_valid("Paris")
+    (True, False)
+    """
+    return isinstance(extract_json(text), dict)
+
+
+def schema_match(text: str, schema: Mapping[str, type] | None = None) -> bool:
+    """The JSON object in ``text`` has exactly the keys of ``schema`` with values of its types
+    (default schema: ``{"answer": str}``).
+
+    >>> schema_match('{"answer": "Paris"}'), schema_match('{"answer": 3}'), schema_match('{"a": "x"}')
+    (True, False, False)
+    """
+    schema = dict(schema or {"answer": str})
+    obj = extract_json(text)
+    return isinstance(obj, dict) and set(obj) == set(schema) and all(isinstance(obj[k], t) for k, t in schema.items())
+
+
+def answer_agreement(answers: Sequence[str]) -> float:
+    """Share of ``answers`` equal (normalised) to the most common one: 1.0 = always the same answer.
+
+    >>> answer_agreement(["Paris.", "paris", "Lyon"])
+    0.6666666666666666
+    """
+    if not answers:
+        raise DataError("answer_agreement needs at least one answer")
+    counts = Counter(normalise(a) for a in answers)
+    return counts.most_common(1)[0][1] / len(answers)
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments: the book's head-to-head measurements (closed-book, RAG, LoRA, hybrid)
+# --------------------------------------------------------------------------------------------
+#
+# Every experiment takes an :class:`ExperimentSettings` (CPU sizes by default; one model id
+# scales them to a GPU), trains its adapters with ``finetune.train_or_load`` (an identical run is
+# reused from the cache), and returns an :class:`ExperimentResult`: a tidy frame (one row per
+# approach and question), a summary with bootstrap CIs, and the timings and costs it used.
+# Results are cached by content (settings + experiment + library version), so the chapters that
+# show the same experiment share one run.
+
+EXPERIMENTS_VERSION = 1
+
+#: Approaches of the new-knowledge experiment, in the order of the book's tables.
+APPROACHES_NEW_KNOWLEDGE = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
+
+JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {"answer": "<short answer>"}.')
+
+
+@dataclass
+class ExperimentSettings:
+    """Sizes of the experiments. ``ExperimentSettings.for_model(None)`` = the CPU sizes (SmolLM2-135M,
+    20 facts); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
+    sequences, more epochs)."""
+
+    generator: str | None = None
+    n_facts: int = 20
+    epochs: float = 4
+    learning_rate: float = 1e-3
+    max_length: int = 64
+    raft_max_length: int = 320
+    raft_distractors: int = 1
+    k: int = 2
+    context_tokens: int = 384
+    max_new_tokens: int = 32
+    n_consistency: int = 8
+    seed: int = 0
+
+    @classmethod
+    def for_model(cls, generator: str | None = None, **overrides: Any) -> "ExperimentSettings":
+        if generator is None:
+            return cls(**overrides)
+        gpu = dict(generator=generator, n_facts=100, epochs=4, learning_rate=2e-4, max_length=128,
+                   raft_max_length=768, raft_distractors=3, k=4, context_tokens=1024, n_consistency=30)
+        gpu.update(overrides)
+        return cls(**gpu)
+
+    def lora_config(self, max_length: int | None = None) -> Any:
+        from .finetune import LoRAConfig
+
+        return LoRAConfig(target_modules="all", epochs=self.epochs, learning_rate=self.learning_rate,
+                          max_length=max_length or self.max_length, batch_size=8, seed=self.seed, progress=False)
+
+    def key(self, experiment: str) -> str:
+        import hashlib
+        import json
+
+        payload = {"experiment": experiment, "version": EXPERIMENTS_VERSION, **dataclasses_asdict(self)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dataclasses_asdict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+@dataclass
+class ExperimentResult:
+    """``frame``: one row per (approach, question); ``summary``: one row per approach with the
+    accuracy and its bootstrap CI; ``timings`` (seconds) and ``costs`` (tokens, training time) used."""
+
+    name: str
+    frame: "pd.DataFrame"
+    summary: "pd.DataFrame"
+    timings: dict[str, float]
+    costs: dict[str, Any]
+    settings: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "frame": self.frame.to_dict(orient="records"),
+                "summary": self.summary.to_dict(orient="records"), "timings": self.timings, "costs": self.costs,
+                "settings": self.settings, "extra": self.extra}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentResult":
+        import pandas as pd
+
+        return cls(name=d["name"], frame=pd.DataFrame(d["frame"]), summary=pd.DataFrame(d["summary"]),
+                   timings=dict(d["timings"]), costs=dict(d["costs"]), settings=dict(d["settings"]),
+                   extra=dict(d.get("extra", {})))
+
+    def accuracy(self, approach: str) -> float:
+        row = self.summary[self.summary["approach"] == approach]
+        return float(row["accuracy"].iloc[0])
+
+
+def _result_cache(settings: ExperimentSettings, name: str) -> Any:
+    from pathlib import Path
+
+    from .models import cache_dir
+
+    return Path(cache_dir()) / "experiments" / f"{name}-{settings.key(name)}.json"
+
+
+def _cached(settings: ExperimentSettings, name: str, run: Callable[[], ExperimentResult], use_cache: bool) -> ExperimentResult:
+    import json
+    import os
+
+    path = _result_cache(settings, name)
+    if use_cache and path.is_file():
+        return ExperimentResult.from_dict(json.loads(path.read_text()))
+    result = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), default=str))
+    os.replace(tmp, path)
+    return result
+
+
+class Lab:
+    """The shared pieces of the experiments, loaded once: the world, the base generator, a retriever."""
+
+    _instances: dict[Any, "Lab"] = {}
+
+    def __init__(self, settings: ExperimentSettings):
+        from .datasets import load_world
+        from .models import load_generator
+
+        self.settings = settings
+        self.world = load_world(seed=0)
+        self.generator = load_generator(settings.generator)
+        self._retriever: Any = None
+
+    @classmethod
+    def get(cls, settings: ExperimentSettings) -> "Lab":
+        key = (settings.generator,)
+        if key not in cls._instances:
+            cls._instances[key] = cls(settings)
+        lab = cls._instances[key]
+        lab.settings = settings
+        return lab
+
+    def retriever(self, documents: Sequence[Any] | None = None) -> Any:
+        """A retriever over the world's documents (a fresh one when ``documents`` is given)."""
+        from .retrieval import Retriever
+
+        if documents is not None:
+            return Retriever.from_documents(list(documents), progress=False)
+        if self._retriever is None:
+            self._retriever = Retriever.from_documents(self.world.documents, progress=False)
+        return self._retriever
+
+    def facts(self) -> list[Any]:
+        """The experiment's facts: half change in the update batch, half do not (all 'train' split)."""
+        n = self.settings.n_facts
+        changed = self.world.update.fact_ids
+        train = self.world.facts_in("train")
+        keep = {f.id for f in [f for f in train if f.id in changed][: n // 2]}
+        keep |= {f.id for f in [f for f in train if f.id not in changed][: n - len(keep)]}
+        return [f for f in train if f.id in keep]
+
+    def train(self, examples: Sequence[Any], max_length: int | None = None) -> Any:
+        from .finetune import train_or_load
+
+        return train_or_load(self.generator, examples, self.settings.lora_config(max_length))
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    import time
+
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _rag_prompts(generator: "Generator", retriever: Any, questions: Sequence[str], k: int, context_tokens: int,
+                 system: str | None = None) -> tuple[list[str], list[list[Any]], list[float]]:
+    """Prompts as :class:`~ragft_lib.rag.RAGPipeline` builds them, the hits each cites, retrieval seconds."""
+    from .rag import RAG_SYSTEM, RAGPipeline
+
+    pipe = RAGPipeline(retriever, generator, k=k, context_tokens=context_tokens,
+                       system=RAG_SYSTEM if system is None else RAG_SYSTEM + " " + system)
+    prompts, cited, secs = [], [], []
+    for q in questions:
+        (hits, s) = _timed(lambda q=q: retriever.search(q, k))
+        prompt, used = pipe.build_prompt(q, hits)
+        prompts.append(prompt)
+        cited.append(used)
+        secs.append(s)
+    return prompts, cited, secs
+
+
+def _raft_prompts(generator: "Generator", retriever: Any, questions: Sequence[str], k: int) -> tuple[list[str], list[list[Any]]]:
+    from .documents import Document
+    from .finetune import raft_prompt
+
+    prompts, cited = [], []
+    for q in questions:
+        hits = retriever.search(q, k)
+        docs = [Document(id=h.chunk_id, text=h.text, source=h.source) for h in hits]
+        prompts.append(generator.format_prompt(raft_prompt(q, docs)))
+        cited.append(hits)
+    return prompts, cited
+
+
+def _rows(approach: str, facts: Sequence[Any], questions: Sequence[str], golds: Sequence[str], preds: Sequence[str],
+          seconds: float, prompt_tokens: Sequence[int], cited: Sequence[Sequence[Any]] | None = None,
+          **extra: Any) -> list[dict[str, Any]]:
+    rows = []
+    for i, (f, q, g, p) in enumerate(zip(facts, questions, golds, preds)):
+        row = dict(approach=approach, fact_id=f.id, attribute=f.attribute, question=q, answer=g, prediction=p,
+                   correct=bool(answer_contained(p, g)), seconds=seconds / max(len(preds), 1),
+                   prompt_tokens=int(prompt_tokens[i]))
+        if cited is not None:
+            ids = [h.doc_id for h in cited[i]]
+            row.update(retrieved=ids, recall=float(f.doc_id in ids),
+                       citation_precision=citation_precision([h.text for h in cited[i]], g))
+        row.update({k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in extra.items()})
+        rows.append(row)
+    return rows
+
+
+def summarise(frame: "pd.DataFrame", by: str | Sequence[str] = "approach", value: str = "correct",
+              seed: int = 0) -> "pd.DataFrame":
+    """Accuracy (mean of ``value``) per group with its 95 % bootstrap CI and ``n``, in first-seen order."""
+    import pandas as pd
+
+    by = [by] if isinstance(by, str) else list(by)
+    out = []
+    for key, g in frame.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        est, lo, hi = bootstrap_ci(g[value].astype(float).tolist(), seed=seed)
+        row = dict(zip(by, key))
+        row.update(accuracy=est, lo=lo, hi=hi, n=len(g))
+        if "seconds" in g:
+            row["seconds_per_question"] = float(g["seconds"].mean())
+        if "prompt_tokens" in g:
+            row["prompt_tokens"] = float(g["prompt_tokens"].mean())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def new_knowledge(settings: ExperimentSettings | None = None, *, approaches: Sequence[str] = APPROACHES_NEW_KNOWLEDGE,
+                  use_cache: bool = True) -> ExperimentResult:
+    """Experiment 1: which approach answers questions about facts the base model cannot know?
+
+    On ``settings.n_facts`` facts of the invented world, each approach answers the **held-out**
+    phrasing of every fact (a wording never used in training):
+
+    * ``closed-book``: the base model alone;
+    * ``rag``: the base model with the top-``k`` retrieved chunks;
+    * ``lora``: LoRA trained on one phrasing per fact;
+    * ``lora-aug``: LoRA trained on three phrasings per fact (paraphrase augmentation);
+    * ``lora-aug+rag``: that adapter inside the RAG pipeline;
+    * ``raft+rag``: LoRA trained RAFT-style (question + golden and distractor documents, answer
+      quoting the golden one) and used with retrieved chunks in the same layout.
+    """
+    s = settings or ExperimentSettings()
+    return _cached(s, "new_knowledge", lambda: _new_knowledge(s, tuple(approaches)), use_cache)
+
+
+def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> ExperimentResult:
+    from .finetune import fact_examples, raft_examples
+
+    lab = Lab.get(s)
+    gen, world = lab.generator, lab.world
+    facts = lab.facts()
+    questions = [f.heldout_question for f in facts]
+    golds = [f.answer for f in facts]
+    rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    costs: dict[str, Any] = {}
+    retriever, timings["index_s"] = _timed(lab.retriever)
+    count = gen.count_tokens
+    adapters: dict[str, Any] = {}
+
+    def train(name: str, examples: Sequence[Any], max_length: int | None = None) -> Any:
+        res = lab.train(examples, max_length)
+        adapters[name] = res
+        timings[f"train_{name}_s"] = res.metrics.wall_time_s
+        costs[f"train_{name}"] = dict(steps=res.metrics.steps, examples=len(examples),
+                                      train_tokens=res.metrics.train_tokens, wall_time_s=res.metrics.wall_time_s,
+                                      step_time_s=res.metrics.step_time_s, adapter_path=str(res.adapter_path))
+        return res.generator
+
+    def chat(g: "Generator", qs: Sequence[str]) -> tuple[list[str], float]:
+        return _timed(lambda: g.chat_batch(list(qs), max_new_tokens=s.max_new_tokens, batch_size=8))
+
+    for approach in approaches:
+        if approach == "closed-book":
+            preds, sec = chat(gen, questions)
+            rows += _rows(approach, facts, questions, golds, preds, sec, [count(gen.format_prompt(q)) for q in questions])
+        elif approach in ("rag", "lora-aug+rag"):
+            g = gen
+            if approach == "lora-aug+rag":
+                g = adapters["lora-aug"].generator if "lora-aug" in adapters else train("lora-aug", fact_examples(facts, paraphrases=3))
+            prompts, cited, rsec = _rag_prompts(g, retriever, questions, s.k, s.context_tokens)
+            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8))
+            rows += _rows(approach, facts, questions, golds, preds, sec + sum(rsec), [count(p) for p in prompts], cited)
+        elif approach in ("lora", "lora-aug"):
+            g = train(approach, fact_examples(facts, paraphrases=1 if approach == "lora" else 3))
+            preds, sec = chat(g, questions)
+            rows += _rows(approach, facts, questions, golds, preds, sec, [count(g.format_prompt(q)) for q in questions])
+        elif approach == "raft+rag":
+            pairs = world.pairs(facts=facts, paraphrases=1)
+            ex = raft_examples(pairs, world.documents, distractors=s.raft_distractors, seed=s.seed)
+            g = train("raft", ex, s.raft_max_length)
+            prompts, cited = _raft_prompts(g, retriever, questions, s.k)
+            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=max(s.max_new_tokens, 64), batch_size=8))
+            rows += _rows(approach, facts, questions, golds, preds, sec, [count(p) for p in prompts], cited)
+        else:
+            raise ConfigError(f"unknown approach {approach!r}; choose from {APPROACHES_NEW_KNOWLEDGE}", field="approaches")
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    summary = summarise(frame)
+    rag_rows = frame[frame["approach"] == "rag"] if "rag" in approaches else frame.iloc[:0]
+    extra: dict[str, Any] = {"n_facts": len(facts), "generator": gen.name}
+    if len(rag_rows):
+        extra["retrieval"] = {"k": s.k, f"recall@{s.k}": float(rag_rows["recall"].mean()),
+                              "mrr": mrr(rag_rows["retrieved"].tolist(), [f.doc_id for f in facts]),
+                              "citation_precision": float(rag_rows["citation_precision"].mean())}
+    return ExperimentResult("new_knowledge", frame, summary, timings, costs, dataclasses_asdict(s), extra)
+
+
+def freshness(settings: ExperimentSettings | None = None, *, use_cache: bool = True) -> ExperimentResult:
+    """Experiment 2: the world's update batch arrives. How long until each approach answers with the new value?
+
+    Both systems start from the old world: RAG over the old documents, and the paraphrase-augmented
+    LoRA of experiment 1 (the same adapter, reused from the cache). At time 0 the update batch
+    arrives. RAG re-indexes the changed documents (:meth:`~ragft_lib.retrieval.Retriever.update`);
+    LoRA is retrained from the base on the updated facts. Every question phrasing of the changed
+    facts is asked before and after; ``frame`` holds the timeline (approach, ``t_s``, accuracy on
+    the new value, share still giving the old value) and ``extra["answers"]`` every answer.
+    """
+    s = settings or ExperimentSettings()
+    return _cached(s, "freshness", lambda: _freshness(s), use_cache)
+
+
+def _freshness(s: ExperimentSettings) -> ExperimentResult:
+    import pandas as pd
+
+    from .finetune import fact_examples
+
+    lab = Lab.get(s)
+    gen, world = lab.generator, lab.world
+    facts = lab.facts()
+    new_world = world.apply_update()
+    changed = [f for f in facts if f.id in world.update.fact_ids]
+    new_facts = [new_world.fact(f.id) for f in facts]
+    qs = [(f, q, new_world.fact(f.id).answer, f.answer) for f in changed for q in f.questions]
+    questions = [q for _, q, _, _ in qs]
+    timings: dict[str, float] = {}
+    answers: list[dict[str, Any]] = []
+
+    def score(approach: str, phase: str, preds: Sequence[str]) -> dict[str, Any]:
+        new_ok = [answer_contained(p, new) for p, (_, _, new, _) in zip(preds, qs)]
+        old_ok = [answer_contained(p, old) for p, (_, _, _, old) in zip(preds, qs)]
+        for (f, q, new, old), p, a, b in zip(qs, preds, new_ok, old_ok):
+            answers.append(dict(approach=approach, phase=phase, fact_id=f.id, question=q, new=new, old=old,
+                                prediction=p, new_correct=bool(a), stale=bool(b)))
+        est, lo, hi = bootstrap_ci([float(x) for x in new_ok], seed=s.seed)
+        return dict(accuracy=est, lo=lo, hi=hi, stale=sum(old_ok) / len(old_ok), n=len(preds))
+
+    def rag_answer(g: "Generator", retriever: Any) -> list[str]:
+        prompts, _, _ = _rag_prompts(g, retriever, questions, s.k, s.context_tokens)
+        return g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8)
+
+    retriever, timings["index_build_s"] = _timed(lambda: lab.retriever(world.documents))
+    old = lab.train(fact_examples(facts, paraphrases=3))
+    timeline = []
+    before_rag = score("rag", "before", rag_answer(gen, retriever))
+    before_lora = score("lora", "before", old.generator.chat_batch(questions, max_new_tokens=s.max_new_tokens))
+    changed_docs = [d for d in new_world.documents if d.id in {f.doc_id for f in changed}]
+    _, timings["index_update_s"] = _timed(lambda: retriever.update(changed_docs))
+    after_rag = score("rag", "after", rag_answer(gen, retriever))
+    hybrid_stale = score("lora+rag", "after index update", rag_answer(old.generator, retriever))
+    new, load_s = _timed(lambda: lab.train(fact_examples(new_facts, paraphrases=3)))
+    timings["retrain_s"] = new.metrics.wall_time_s
+    timings["retrain_load_s"] = load_s
+    after_lora = score("lora", "after", new.generator.chat_batch(questions, max_new_tokens=s.max_new_tokens))
+    t_rag, t_lora = timings["index_update_s"], timings["retrain_s"]
+    for approach, before, after, t in (("rag", before_rag, after_rag, t_rag), ("lora", before_lora, after_lora, t_lora)):
+        timeline.append(dict(approach=approach, phase="update arrives", t_s=0.0, **before))
+        timeline.append(dict(approach=approach, phase="index updated" if approach == "rag" else "retrained", t_s=t, **after))
+    timeline.append(dict(approach="lora+rag (old adapter)", phase="index updated", t_s=t_rag, **hybrid_stale))
+    frame = pd.DataFrame(timeline)
+    summary = frame[frame["phase"] != "update arrives"].reset_index(drop=True)
+    costs = {"documents_reindexed": len(changed_docs), "retrain_examples": 3 * len(new_facts),
+             "retrain_steps": new.metrics.steps, "retrain_tokens": new.metrics.train_tokens}
+    extra = {"answers": answers, "changed_facts": len(changed), "questions": len(questions),
+             "speedup": t_lora / max(t_rag, 1e-9)}
+    return ExperimentResult("freshness", frame, summary, timings, costs, dataclasses_asdict(s), extra)
+
+
+def consistency(settings: ExperimentSettings | None = None, *, use_cache: bool = True) -> ExperimentResult:
+    """Experiment 3: output-format validity and answer variance of RAG, LoRA and the hybrid.
+
+    * **Variance**: each of ``n_consistency`` held-out questions is asked under four variants —
+      for RAG and the hybrid (augmented LoRA + RAG) four retrieved contexts (top-``k``; the same
+      chunks reversed; the top chunk only; the golden chunk among two random ones); for LoRA alone,
+      which has no context to vary, the four phrasings of the question. ``agreement`` is the share
+      of the variants giving the most common (normalised) answer.
+    * **Format**: asked to reply with ``{"answer": ...}`` JSON, the share of replies that parse
+      (:func:`json_valid`) and match the schema (:func:`schema_match`).
+    """
+    s = settings or ExperimentSettings()
+    return _cached(s, "consistency", lambda: _consistency(s), use_cache)
+
+
+def _consistency(s: ExperimentSettings) -> ExperimentResult:
+    import random
+
+    import pandas as pd
+
+    from .finetune import fact_examples
+    from .rag import RAG_SYSTEM, RAGPipeline
+
+    lab = Lab.get(s)
+    gen = lab.generator
+    all_facts = lab.facts()
+    rng = random.Random(s.seed)
+    facts = rng.sample(all_facts, min(s.n_consistency, len(all_facts)))
+    retriever = lab.retriever()
+    lora = lab.train(fact_examples(all_facts, paraphrases=3)).generator
+    all_chunks = [h for d in lab.world.documents[:40] for h in retriever.chunks_of(d.id)]
+    rows = []
+    timings: dict[str, float] = {}
+    for name, g in (("rag", gen), ("lora-aug+rag", lora), ("lora-aug", lora)):
+        prompts, meta = [], []
+        for f in facts:
+            q = f.heldout_question
+            if name == "lora-aug":
+                for i, qq in enumerate(f.questions):
+                    prompts.append(g.format_prompt(qq))
+                    meta.append((f, f"phrasing {i + 1}"))
+                continue
+            pipe = RAGPipeline(retriever, g, k=s.k, context_tokens=s.context_tokens)
+            hits = retriever.search(q, max(s.k, 2))
+            gold = [h for h in retriever.chunks_of(f.doc_id) if answer_contained(h.text, f.answer)][:1]
+            others = rng.sample([c for c in all_chunks if c.doc_id != f.doc_id], 2)
+            variants = {"top-k": hits[: s.k], "reversed": list(reversed(hits[: s.k])), "top-1": hits[:1],
+                        "gold+random": sorted(gold + others, key=lambda h: rng.random())}
+            for vname, ctx in variants.items():
+                prompts.append(pipe.build_prompt(q, ctx)[0])
+                meta.append((f, vname))
+        preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8))
+        timings[f"variance_{name}_s"] = sec
+        for (f, v), p in zip(meta, preds):
+            rows.append(dict(approach=name, test="variance", fact_id=f.id, variant=v, prediction=p,
+                             correct=bool(answer_contained(p, f.answer))))
+        # output format
+        if name == "lora-aug":
+            fprompts = [g.format_prompt(f.heldout_question, system=JSON_SYSTEM) for f in facts]
+        else:
+            pipe = RAGPipeline(retriever, g, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
+            fprompts = [pipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0] for f in facts]
+        fpreds, sec = _timed(lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
+        timings[f"format_{name}_s"] = sec
+        for f, p in zip(facts, fpreds):
+            obj = extract_json(p)
+            rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
+                             correct=bool(answer_contained(str(obj.get("answer", "")) if isinstance(obj, dict) else p, f.answer)),
+                             json_valid=json_valid(p), schema_match=schema_match(p)))
+    frame = pd.DataFrame(rows)
+    out = []
+    for name, g in frame.groupby("approach", sort=False):
+        var = g[g["test"] == "variance"]
+        agree = var.groupby("fact_id")["prediction"].agg(lambda x: answer_agreement(list(x))).tolist()
+        acc_by_fact = var.groupby("fact_id")["correct"].mean().tolist()
+        fmt = g[g["test"] == "format"]
+        a, alo, ahi = bootstrap_ci(agree, seed=s.seed)
+        j, jlo, jhi = bootstrap_ci(fmt["json_valid"].astype(float).tolist(), seed=s.seed)
+        m, mlo, mhi = bootstrap_ci(fmt["schema_match"].astype(float).tolist(), seed=s.seed)
+        out.append(dict(approach=name, varied="question phrasing" if name == "lora-aug" else "retrieved context",
+                        agreement=a, agreement_lo=alo, agreement_hi=ahi, accuracy_under_variation=sum(acc_by_fact) / len(acc_by_fact),
+                        json_valid=j, json_valid_lo=jlo, json_valid_hi=jhi, schema_match=m, schema_match_lo=mlo,
+                        schema_match_hi=mhi, n_questions=len(agree)))
+    summary = pd.DataFrame(out)
+    return ExperimentResult("consistency", frame, summary, timings, {}, dataclasses_asdict(s),
+                            {"n_questions": len(facts)})
+
+
+def measured_latency(settings: ExperimentSettings | None = None, n: int = 8) -> dict[str, dict[str, float]]:
+    """Per-request latency percentiles (ms) measured one request at a time on this machine:
+    ``fine-tune`` = the LoRA model answering closed-book, ``rag`` = retrieve + generate with the
+    base model, ``hybrid`` = retrieve + generate with the LoRA model."""
+    import numpy as np
+
+    from .finetune import fact_examples
+    from .rag import RAGPipeline
+
+    s = settings or ExperimentSettings()
+    lab = Lab.get(s)
+    facts = lab.facts()[:n]
+    lora = lab.train(fact_examples(lab.facts(), paraphrases=3)).generator
+    retriever = lab.retriever()
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in (
+        ("fine-tune", lambda q: lora.chat(q, max_new_tokens=s.max_new_tokens)),
+        ("rag", lambda q: RAGPipeline(retriever, lab.generator, k=s.k, context_tokens=s.context_tokens,
+                                      max_new_tokens=s.max_new_tokens).answer(q)),
+        ("hybrid", lambda q: RAGPipeline(retriever, lora, k=s.k, context_tokens=s.context_tokens,
+                                         max_new_tokens=s.max_new_tokens).answer(q)),
+    ):
+        ms = [1000 * _timed(lambda q=f.heldout_question: fn(q))[1] for f in facts]
+        out[name] = {p: float(np.percentile(ms, int(p[1:]))) for p in ("p50", "p95", "p99")}
+    return out
+
+
+def decision_from_measurement(nk: ExperimentResult, fresh: ExperimentResult | None = None,
+                              cons: ExperimentResult | None = None, *, latency: Mapping[str, Any] | None = None,
+                              quality_target: float = 0.6, **scenario: Any) -> dict[str, Any]:
+    """Experiment 4: the measurements of experiments 1–3 fed into the cost model and :func:`~ragft_lib.decision.recommend`.
+
+    Measured inputs: ``rag_quality_sufficient`` (RAG's held-out accuracy >= ``quality_target``),
+    ``labeled_examples`` (the training examples), ``strict_format`` stays the scenario's choice,
+    the RAG context tokens per request (from the prompts actually built), the output tokens, and
+    the latency percentiles (``latency``, e.g. :func:`measured_latency`). Returns the scenario,
+    the cost inputs, the recommendation and a table of the measured quality per approach.
+    """
+    from .cost import CostInputs, costs, crossover
+    from .decision import Scenario, recommend
+
+    summ = nk.summary.set_index("approach")
+    rag_acc = float(summ.loc["rag", "accuracy"]) if "rag" in summ.index else None
+    ctx = (float(summ.loc["rag", "prompt_tokens"] - summ.loc["closed-book", "prompt_tokens"])
+           if {"rag", "closed-book"} <= set(summ.index) else None)
+    n_examples = max((v.get("examples", 0) for k, v in nk.costs.items() if k.startswith("train_")), default=0)
+    sc = dict(stage="production", labeled_examples=int(n_examples), kb_documents=140,
+              rag_quality_sufficient=None if rag_acc is None else rag_acc >= quality_target)
+    sc.update(scenario)
+    sce = Scenario.from_dict(sc)
+    ci_kwargs: dict[str, Any] = {"requests_per_day": sce.requests_per_day, "knowledge_update_days": sce.knowledge_update_days,
+                                 "hosting": sce.hosting}
+    if ctx is not None and ctx > 0:
+        ci_kwargs["rag_context_tokens_per_request"] = ctx
+    ci = CostInputs.from_dict(ci_kwargs)
+    rec = recommend(sce, cost_inputs=ci, latency=latency)
+    quality = nk.summary[["approach", "accuracy", "lo", "hi", "n"]].copy()
+    out = {"scenario": sce, "cost_inputs": ci, "costs": costs(ci), "crossover": crossover(ci),
+           "recommendation": rec, "quality": quality, "measured_context_tokens": ctx, "rag_accuracy": rag_acc}
+    if fresh is not None:
+        out["freshness_s"] = {"rag": fresh.timings["index_update_s"], "lora": fresh.timings["retrain_s"]}
+    if cons is not None:
+        out["consistency"] = cons.summary
+    return out
