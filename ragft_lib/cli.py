@@ -1,4 +1,4 @@
-"""The ``ragft`` command line: ``ragft recommend`` and ``ragft cost``.
+"""The ``ragft`` command line: ``ragft recommend``, ``ragft cost`` and ``ragft compare``.
 
 ::
 
@@ -6,6 +6,7 @@
     ragft recommend examples/legal_drafting_style.yaml --json
     ragft cost --requests-per-day 50000 --knowledge-update-days 7 --hosting self-hosted
     ragft cost --knowledge-update-days none --json
+    ragft compare --docs my_docs/ --questions questions.jsonl --pairs pairs.jsonl --out report/
 
 The flags of ``ragft cost`` are generated from the fields of :class:`~ragft_lib.cost.CostInputs`
 (``--gpu-hour-usd`` for ``gpu_hour_usd`` ...). Bad files, fields or flags print one line,
@@ -66,6 +67,23 @@ def _build_parser() -> argparse.ArgumentParser:
             cost.add_argument(flag, dest=f.name, type=float, metavar="N", help=helptext,
                               default=argparse.SUPPRESS)
     cost.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    cmp_ = sub.add_parser(
+        "compare", help="closed-book vs RAG (vs LoRA and hybrid) measured on your documents; writes a report",
+        description="Measure retrieval quality, answer quality per approach, latency and cost on a folder of "
+                    "documents, and ask the decision engine for a verdict. Writes report.md, report.json and "
+                    "PNG figures to --out. Finished stages are cached under OUT/.stages and reused on restart.")
+    cmp_.add_argument("--docs", required=True, metavar="DIR", help="folder of .txt/.md/.html/.jsonl/.pdf documents")
+    cmp_.add_argument("--pairs", metavar="FILE", help="labeled pairs (JSONL question/answer) to fine-tune on")
+    cmp_.add_argument("--questions", metavar="FILE", help="evaluation questions (JSONL question/answer)")
+    cmp_.add_argument("--generator", metavar="ID", help="generator model id (default: the packaged SmolLM2-135M)")
+    cmp_.add_argument("--no-finetune", action="store_true", help="skip LoRA training even when pairs are given")
+    cmp_.add_argument("--requests-per-day", type=float, default=1000.0, metavar="N", help="expected volume (default 1000)")
+    cmp_.add_argument("--k", type=int, default=2, help="chunks retrieved per question (default 2)")
+    cmp_.add_argument("--epochs", type=float, default=4, help="LoRA epochs (default 4)")
+    cmp_.add_argument("--max-questions", type=int, default=24, metavar="N", help="evaluation questions used at most")
+    cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report")
     return parser
 
 
@@ -96,6 +114,21 @@ def _cost(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _compare(args: argparse.Namespace) -> str:
+    from .compare import CompareOptions, run_compare
+
+    if args.requests_per_day <= 0:
+        from .errors import ConfigError
+        raise ConfigError(f"must be > 0, got {args.requests_per_day}", field="--requests-per-day")
+    r = run_compare(CompareOptions(docs=args.docs, out=args.out, pairs=args.pairs, questions=args.questions,
+                                   generator=args.generator, finetune=not args.no_finetune,
+                                   requests_per_day=args.requests_per_day, k=args.k, epochs=args.epochs,
+                                   max_questions=args.max_questions, progress=not args.no_progress))
+    verdict = r["recommendation"].get("approach")
+    return (f"Report written to {args.out}/report.md ({len(r['approaches'])} approaches, "
+            f"{r['documents']} documents, {r['wall_time_s']:.0f} s). Verdict: {verdict}.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ragft`` command; returns the exit status (0 ok, 2 bad input).
 
@@ -104,7 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _build_parser().parse_args(None if argv is None else list(argv))
     try:
-        out = _recommend(args) if args.command == "recommend" else _cost(args)
+        if args.command == "compare":
+            out = _compare(args)
+        else:
+            out = _recommend(args) if args.command == "recommend" else _cost(args)
     except RagftError as err:
         print(f"ragft: error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -118,3 +118,47 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ragft: error: ") and message in lines[0]
+
+
+# --- ragft compare: bad inputs are one line, exit 2 ---------------------------------------------
+
+
+def test_compare_bad_inputs(tmp_path, capsys):
+    out = str(tmp_path / "report")
+    assert main(["compare", "--docs", str(tmp_path / "missing"), "--out", out]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", "--docs", str(tmp_path / "empty"), "--out", out]) == 2
+    assert "empty" in capsys.readouterr().err
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The Ostreva river flows through Brindlemere. It was founded in 1712.")
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "x"}\n')
+    assert main(["compare", "--docs", str(docs), "--pairs", str(bad), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and err.count("\n") == 1
+    qs = tmp_path / "questions.jsonl"
+    qs.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "When?", "answer": "1999"}\n')
+    assert main(["compare", "--docs", str(docs), "--questions", str(qs), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "appears in no document" in err
+
+
+@pytest.mark.slow
+def test_compare_report_without_labels(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    from ragft_lib.datasets import load_pydoc_topics
+
+    for d in load_pydoc_topics()[:8]:
+        (docs / f"{d.id}.txt").write_text(d.text)
+    out = tmp_path / "report"
+    assert main(["compare", "--docs", str(docs), "--out", str(out), "--no-progress", "--max-questions", "4"]) == 0
+    text = (out / "report.md").read_text()
+    assert "NOT measured" in text and "Fine-tuning was not evaluated" in text and "## Verdict" in text
+    assert (out / "latency.png").stat().st_size > 1000 and (out / "cost.png").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["retrieval"]["n"] >= 4
+    assert main(["compare", "--docs", str(docs), "--out", str(out), "--no-progress", "--max-questions", "4"]) == 0
+    assert "retrieval" in json.loads((out / "report.json").read_text())["stages_reused"]

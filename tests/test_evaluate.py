@@ -134,3 +134,59 @@ def test_thousands_separators_and_score_answers():
         score_answers(["a"], ["a"], metric="bleu")
     with pytest.raises(ConfigError, match="predictions"):
         score_answers(["a"], ["a", "b"])
+
+
+# --- retrieval, citations, format, consistency, multiple choice ---------------------------------
+
+from ragft_lib.evaluate import (  # noqa: E402
+    answer_agreement, citation_precision, extract_json, json_valid, mc_options, mrr, multiple_choice,
+    recall_at_k, schema_match,
+)
+
+
+def test_recall_and_mrr():
+    ranked = [["a", "b", "c"], ["x", "y", "z"], ["q", "r", "s"]]
+    assert recall_at_k(ranked, ["a", "z", "nope"], 1) == pytest.approx(1 / 3)
+    assert recall_at_k(ranked, ["a", "z", "nope"], 3) == pytest.approx(2 / 3)
+    assert mrr(ranked, ["a", {"z", "y"}, "nope"]) == pytest.approx((1 + 1 / 2 + 0) / 3)
+    with pytest.raises(DataError):
+        recall_at_k(ranked, ["a"], 1)
+
+
+def test_citation_precision():
+    assert citation_precision(["Founded in 1712.", "It lies on the Ostreva."], "1712") == 0.5
+    assert citation_precision(["Founded in 1712."], "712") == 0.0
+    assert citation_precision([], "x") != citation_precision([], "x")  # nan
+
+
+def test_json_validity_and_schema():
+    assert json_valid('```json\n{"answer": "Paris"}\n```')
+    assert extract_json('The answer: {"answer": "Paris", "n": {"a": 1}} ok') == {"answer": "Paris", "n": {"a": 1}}
+    assert not json_valid('{"answer": "Paris"')
+    assert schema_match('{"answer": "Paris"}') and not schema_match('{"answer": "Paris", "x": 1}')
+    assert schema_match('{"n": 3}', {"n": int}) and not schema_match("Paris")
+
+
+def test_answer_agreement():
+    assert answer_agreement(["The Ostreva.", "ostreva", "Ostreva!"]) == 1.0
+    assert answer_agreement(["a1", "b2", "c3", "a1"]) == 0.5
+    with pytest.raises(DataError):
+        answer_agreement([])
+
+
+def test_mc_options_are_plausible_and_deterministic():
+    from ragft_lib.datasets import load_world
+
+    w = load_world()
+    f = w.facts_in("train")[0]
+    opts, i = mc_options(f, w.facts)
+    assert len(opts) == 4 and opts[i] == f.answer and len(set(opts)) == 4
+    assert mc_options(f, w.facts) == (opts, i)
+
+
+@pytest.mark.slow
+def test_multiple_choice_prefers_the_contextual_answer(generator):
+    ctx = "The mayor of Meisdale is Thindrem Thountuszoum."
+    q = "Who is the mayor of Meisdale?"
+    opts = ["Pos Davro", "Thindrem Thountuszoum", "Souv Sathkrithbro"]
+    assert multiple_choice(generator, q, opts, context=ctx) == 1

@@ -1,0 +1,48 @@
+"""The book's experiments at a tiny size, on the real packaged models (slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragft_lib.evaluate import ExperimentResult, ExperimentSettings, consistency, freshness, new_knowledge
+
+
+def test_settings_scale_with_one_model_id():
+    cpu = ExperimentSettings.for_model(None)
+    gpu = ExperimentSettings.for_model("Qwen/Qwen2.5-1.5B-Instruct")
+    assert cpu.generator is None and gpu.n_facts > cpu.n_facts and gpu.raft_max_length > cpu.raft_max_length
+    assert cpu.key("a") != cpu.key("b") and cpu.key("a") == ExperimentSettings().key("a")
+
+
+TINY = dict(n_facts=4, epochs=1, max_length=48, raft_max_length=192, n_consistency=2, max_new_tokens=16)
+
+
+@pytest.fixture()
+def tiny():
+    return ExperimentSettings(**TINY)  # results not cached (use_cache=False); adapters reused by content
+
+
+@pytest.mark.slow
+def test_new_knowledge_tiny(tiny):
+    res = new_knowledge(tiny, approaches=("closed-book", "rag", "lora"), use_cache=False)
+    assert list(res.summary["approach"]) == ["closed-book", "rag", "lora"]
+    assert (res.summary["n"] == 4).all() and ((res.summary["lo"] <= res.summary["accuracy"])
+                                               & (res.summary["accuracy"] <= res.summary["hi"])).all()
+    assert res.timings["train_lora_s"] > 0 and "recall@2" in res.extra["retrieval"]
+    again = ExperimentResult.from_dict(res.to_dict())
+    assert again.summary.equals(res.summary)
+
+
+@pytest.mark.slow
+def test_freshness_tiny(tiny):
+    res = freshness(tiny, use_cache=False)
+    t = res.timings
+    assert t["retrain_s"] > t["index_update_s"] > 0
+    assert set(res.frame["approach"]) == {"rag", "lora", "lora+rag (old adapter)"}
+
+
+@pytest.mark.slow
+def test_consistency_tiny(tiny):
+    res = consistency(tiny, use_cache=False)
+    assert set(res.summary["approach"]) == {"rag", "lora-aug+rag", "lora-aug"}
+    assert res.summary["agreement"].between(0, 1).all() and res.summary["json_valid"].between(0, 1).all()
