@@ -192,7 +192,8 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     if do_ft:
         from .finetune import LoRAConfig, train_or_load
 
-        cfg = LoRAConfig(target_modules="all", epochs=opts.epochs, max_length=opts.max_length, progress=opts.progress)
+        # progress stays off: it is part of the adapter cache key, and the CLI and the book should share adapters
+        cfg = LoRAConfig(target_modules="all", epochs=opts.epochs, max_length=opts.max_length, progress=False)
         examples = [{"prompt": p["question"], "completion": p["answer"]} for p in train_pairs]
         res = train_or_load(gen, examples, cfg)
         train_info = {"examples": len(examples), "steps": res.metrics.steps, "wall_time_s": res.metrics.wall_time_s,

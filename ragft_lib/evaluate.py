@@ -13,6 +13,15 @@ The metrics are the usual ones of open-domain QA (SQuAD-style normalisation):
 asks a :class:`~ragft_lib.models.Generator` every question (batched, greedy) and scores the
 answers.
 
+Further metrics: :func:`multiple_choice` (log-likelihood scoring of options, as in Ovadia et al.
+2023), :func:`recall_at_k` and :func:`mrr` (retrieval), :func:`citation_precision`,
+:func:`json_valid` and :func:`schema_match` (output format), :func:`answer_agreement`
+(consistency).
+
+The **experiments** section holds the book's head-to-head measurements — :func:`new_knowledge`,
+:func:`freshness`, :func:`consistency`, :func:`measured_latency` and
+:func:`decision_from_measurement` — sized by :class:`ExperimentSettings` and cached by content.
+
 >>> normalise("The  Ostreva River!")
 'ostreva river'
 >>> answer_contained("It lies on the Ostreva river.", "Ostreva")
@@ -709,7 +718,7 @@ def freshness(settings: ExperimentSettings | None = None, *, use_cache: bool = T
 
     Both systems start from the old world: RAG over the old documents, and the paraphrase-augmented
     LoRA of experiment 1 (the same adapter, reused from the cache). At time 0 the update batch
-    arrives. RAG re-indexes the changed documents (:meth:`~ragft_lib.retrieval.Retriever.update`);
+    arrives. RAG re-indexes the changed documents (``Retriever.update``);
     LoRA is retrained from the base on the updated facts. Every question phrasing of the changed
     facts is asked before and after; ``frame`` holds the timeline (approach, ``t_s``, accuracy on
     the new value, share still giving the old value) and ``extra["answers"]`` every answer.
