@@ -46,3 +46,23 @@ def test_consistency_tiny(tiny):
     res = consistency(tiny, use_cache=False)
     assert set(res.summary["approach"]) == {"rag", "lora-aug+rag", "lora-aug"}
     assert res.summary["agreement"].between(0, 1).all() and res.summary["json_valid"].between(0, 1).all()
+
+
+def test_decision_from_measurement_uses_the_measured_numbers():
+    import pandas as pd
+
+    from ragft_lib.evaluate import decision_from_measurement
+
+    summary = pd.DataFrame([
+        dict(approach="closed-book", accuracy=0.0, lo=0.0, hi=0.0, n=20, prompt_tokens=40.0),
+        dict(approach="rag", accuracy=0.8, lo=0.6, hi=0.95, n=20, prompt_tokens=340.0),
+        dict(approach="lora-aug", accuracy=0.3, lo=0.1, hi=0.5, n=20, prompt_tokens=40.0),
+    ])
+    nk = ExperimentResult("new_knowledge", pd.DataFrame(), summary, {}, {"train_lora-aug": {"examples": 60}}, {})
+    lat = {a: {"p50": 100.0, "p95": 200.0, "p99": 300.0} for a in ("rag", "fine-tune", "hybrid")}
+    d = decision_from_measurement(nk, latency=lat, requests_per_day=10_000)
+    assert d["measured_context_tokens"] == 300.0 and d["cost_inputs"].rag_context_tokens_per_request == 300.0
+    assert d["scenario"].rag_quality_sufficient is True and d["scenario"].labeled_examples == 60
+    assert d["recommendation"].approach in ("rag", "fine-tune", "hybrid")
+    low = decision_from_measurement(nk, quality_target=0.9)
+    assert low["scenario"].rag_quality_sufficient is False
