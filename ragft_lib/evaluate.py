@@ -408,11 +408,11 @@ JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {
 @dataclass
 class ExperimentSettings:
     """Sizes of the experiments. ``ExperimentSettings.for_model(None)`` = the CPU sizes (SmolLM2-135M,
-    20 facts); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
+    10 facts); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
     sequences, more epochs)."""
 
     generator: str | None = None
-    n_facts: int = 20
+    n_facts: int = 10
     epochs: float = 4
     learning_rate: float = 1e-3
     max_length: int = 64
@@ -420,8 +420,8 @@ class ExperimentSettings:
     raft_distractors: int = 1
     k: int = 2
     context_tokens: int = 384
-    max_new_tokens: int = 32
-    n_consistency: int = 8
+    max_new_tokens: int = 24
+    n_consistency: int = 4
     seed: int = 0
 
     @classmethod
@@ -429,7 +429,8 @@ class ExperimentSettings:
         if generator is None:
             return cls(**overrides)
         gpu = dict(generator=generator, n_facts=100, epochs=4, learning_rate=2e-4, max_length=128,
-                   raft_max_length=768, raft_distractors=3, k=4, context_tokens=1024, n_consistency=30)
+                   raft_max_length=768, raft_distractors=3, k=4, context_tokens=1024, max_new_tokens=32,
+                   n_consistency=30)
         gpu.update(overrides)
         return cls(**gpu)
 
