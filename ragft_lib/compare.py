@@ -206,12 +206,12 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, g in approaches.items():
         def answer_stage(name: str = name, g: Any = g) -> dict[str, Any]:
-            pipe = RAGPipeline(retriever, g, k=opts.k, context_tokens=512, max_new_tokens=48)
+            pipe = RAGPipeline(retriever, g, k=opts.k, context_tokens=512, max_new_tokens=32)
             rows = []
             items = eval_set or [{"question": s, "answer": None} for s, _ in _known_item_queries(docs, 6, opts.seed + 1)]
             for q in _bar(items, name, opts.progress):
                 t = time.perf_counter()
-                a = pipe.answer(q["question"]) if "rag" in name else closed_book(g, q["question"], max_new_tokens=48)
+                a = pipe.answer(q["question"]) if "rag" in name else closed_book(g, q["question"], max_new_tokens=32)
                 ms = 1000 * (time.perf_counter() - t)
                 rows.append({"question": q["question"], "answer": q["answer"], "prediction": a.text, "ms": ms,
                              "correct": None if q["answer"] is None else bool(answer_contained(a.text, q["answer"])),
