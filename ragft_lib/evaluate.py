@@ -416,7 +416,7 @@ class ExperimentSettings:
     epochs: float = 4
     learning_rate: float = 1e-3
     max_length: int = 64
-    raft_max_length: int = 320
+    raft_max_length: int = 352
     raft_distractors: int = 1
     k: int = 2
     context_tokens: int = 384

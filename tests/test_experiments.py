@@ -14,7 +14,7 @@ def test_settings_scale_with_one_model_id():
     assert cpu.key("a") != cpu.key("b") and cpu.key("a") == ExperimentSettings().key("a")
 
 
-TINY = dict(n_facts=4, epochs=1, max_length=48, raft_max_length=192, n_consistency=2, max_new_tokens=16)
+TINY = dict(n_facts=4, epochs=1, max_length=64, raft_max_length=352, n_consistency=2, max_new_tokens=16)
 
 
 @pytest.fixture()
