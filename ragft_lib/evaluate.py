@@ -420,7 +420,7 @@ class ExperimentSettings:
     raft_distractors: int = 1
     k: int = 2
     context_tokens: int = 384
-    max_new_tokens: int = 24
+    max_new_tokens: int = 32
     n_consistency: int = 4
     seed: int = 0
 
