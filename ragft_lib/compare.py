@@ -341,7 +341,7 @@ def _markdown(r: dict[str, Any], rec: Any) -> str:
               f"{r['requests_per_day']:,.0f} requests/day, measured RAG context {r['measured_context_tokens']:.0f} tokens/request:", ""]
     for a, c in r["costs"].items():
         lines.append(f"- {a}: ${c['monthly_usd']:,.2f}/month")
-    lines += ["", f"Crossover: {r['crossover']}.", "", "![cost](cost.png)", "", "## Verdict", "", rec.to_markdown(), ""]
+    lines += ["", f"Crossover: {r['crossover']}.", "", "![cost](cost.png)", "", rec.to_markdown(), ""]
     if r["stages_reused"]:
         lines += [f"_Reused finished stages: {', '.join(r['stages_reused'])}._", ""]
     return "\n".join(lines)
