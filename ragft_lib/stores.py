@@ -1,7 +1,9 @@
 """Where a :class:`~ragft_lib.retrieval.Retriever` keeps its vectors: the :class:`VectorStore` protocol.
 
-The protocol is small on purpose so that a real database can implement it (PostgreSQL + pgvector,
-Qdrant, ...); :class:`FaissStore` is the embedded default.
+The protocol is small on purpose so that a real database can implement it:
+:class:`FaissStore` is the embedded default, :class:`~ragft_lib.dbstores.PgVectorStore`
+(PostgreSQL + pgvector) and :class:`~ragft_lib.dbstores.QdrantStore` (``qdrant-client``) keep the
+vectors in a database server (defined in :mod:`ragft_lib.dbstores`, importable from here).
 
 Data model
 ----------
@@ -714,3 +716,11 @@ def _current_version(root: Path) -> str | None:
     if not name.startswith("v-") or "/" in name or "\\" in name:
         return None
     return name
+
+
+# Database stores live in their own module (their clients are imported lazily); re-exported here so
+# that ``from ragft_lib.stores import FaissStore, PgVectorStore, QdrantStore`` works.
+from .dbstores import PgVectorStore, QdrantStore, qdrant_point_id, redact_url  # noqa: E402
+
+__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "PgVectorStore", "QdrantStore", "check_batch", "check_k",
+           "qdrant_point_id", "redact_url"]
