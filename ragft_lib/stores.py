@@ -718,9 +718,19 @@ def _current_version(root: Path) -> str | None:
     return name
 
 
-# Database stores live in their own module (their clients are imported lazily); re-exported here so
-# that ``from ragft_lib.stores import FaissStore, PgVectorStore, QdrantStore`` works.
-from .dbstores import PgVectorStore, QdrantStore, qdrant_point_id, redact_url  # noqa: E402
 
-__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "PgVectorStore", "QdrantStore", "check_batch", "check_k",
-           "qdrant_point_id", "redact_url"]
+# Database stores live in their own module (their clients are imported lazily); re-exported here so
+# that ``from ragft_lib.stores import FaissStore, PgVectorStore, QdrantStore`` works (PEP 562: the
+# lazy lookup avoids a circular import, since ragft_lib.dbstores builds on this module).
+_DB_NAMES = ("PgVectorStore", "QdrantStore", "qdrant_point_id", "redact_url", "PG_META_TABLE")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DB_NAMES:
+        from . import dbstores
+
+        return getattr(dbstores, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "check_batch", "check_k", *_DB_NAMES]
