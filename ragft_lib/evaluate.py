@@ -1,111 +1,230 @@
-"""Answer metrics and confidence intervals used by every chapter.
+"""Answer metrics, bootstrap confidence intervals, and accuracy of a generator on QA pairs.
 
-The answer metrics follow the SQuAD conventions (lower-case, strip punctuation and articles,
-collapse whitespace). ``answer_contained`` is the primary metric for short factual answers
-from chat models, which answer in sentences ("The mayor of X is Y.") rather than bare spans.
+The metrics are the usual ones of open-domain QA (SQuAD-style normalisation):
 
->>> answer_contained("The mayor of Palstoumstead is Pos Davro.", "Pos Davro")
-1.0
->>> exact_match("Paris.", "paris")
-1.0
->>> round(token_f1("the river Ostreva", "Ostreva river"), 2)
-1.0
+* :func:`normalise` — lower case, no accents, no punctuation, no articles, single spaces;
+* :func:`exact_match` — normalised prediction equals a normalised gold answer;
+* :func:`token_f1` — word-overlap F1 against the best gold answer;
+* :func:`answer_contained` — a normalised gold answer appears in the normalised prediction as
+  whole words (``"7"`` is not contained in ``"17"``). Small chat models answer in sentences, so
+  this is the book's default score.
+
+:func:`bootstrap_ci` gives a percentile bootstrap interval for a mean; :func:`answer_accuracy`
+asks a :class:`~ragft_lib.models.Generator` every question (batched, greedy) and scores the
+answers.
+
+>>> normalise("The  Ostreva River!")
+'ostreva river'
+>>> answer_contained("It lies on the Ostreva river.", "Ostreva")
+True
+>>> answer_contained("Founded in 1712.", "712")
+False
+>>> round(token_f1("the Ostreva river", "Ostreva"), 2)
+0.67
 """
 
 from __future__ import annotations
 
-import random
 import re
 import string
-from typing import Callable, Iterable, Sequence
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .models import Generator
+
+__all__ = [
+    "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
+    "Accuracy", "answer_accuracy",
+]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_PUNCT = re.compile("[" + re.escape(string.punctuation + "“”‘’«»–—…") + "]")
 
 
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation, articles and thousands separators, collapse whitespace."""
-    text = re.sub(r"(?<=\d),(?=\d{3})", "", str(text).lower())
-    text = text.translate(_PUNCT)
+def normalise(text: str) -> str:
+    """Lower case, accents stripped, punctuation and English articles removed, whitespace collapsed."""
+    if not isinstance(text, str):
+        raise ConfigError(f"must be a string, got {type(text).__name__}", field="text")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = _THOUSANDS.sub("", text)  # "48,200" == "48200"
+    text = _PUNCT.sub(" ", text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
 
-def _answers(answer: str | Sequence[str]) -> list[str]:
-    return [answer] if isinstance(answer, str) else list(answer)
+def _golds(gold: str | Iterable[str]) -> list[str]:
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    if not golds or not all(isinstance(g, str) for g in golds):
+        raise ConfigError(f"must be a string or a non-empty list of strings, got {gold!r}", field="gold")
+    return golds
 
 
-def exact_match(prediction: str, answer: str | Sequence[str]) -> float:
-    """1.0 when the normalised prediction equals a normalised accepted answer."""
-    p = normalize_answer(prediction)
-    return float(any(p == normalize_answer(a) for a in _answers(answer)))
+def exact_match(prediction: str, gold: str | Iterable[str]) -> bool:
+    """Normalised prediction equals one of the normalised gold answers."""
+    p = normalise(prediction)
+    return any(p == normalise(g) for g in _golds(gold))
 
 
-def answer_contained(prediction: str, answer: str | Sequence[str]) -> float:
-    """1.0 when a normalised accepted answer appears, as whole words, in the normalised prediction."""
-    p = f" {normalize_answer(prediction)} "
-    return float(any(f" {normalize_answer(a)} " in p for a in _answers(answer) if normalize_answer(a)))
-
-
-def token_f1(prediction: str, answer: str | Sequence[str]) -> float:
-    """Best token-overlap F1 between the prediction and any accepted answer."""
+def token_f1(prediction: str, gold: str | Iterable[str]) -> float:
+    """Word-overlap F1 (normalised words) against the best-matching gold answer."""
+    p = normalise(prediction).split()
     best = 0.0
-    p_tokens = normalize_answer(prediction).split()
-    for a in _answers(answer):
-        a_tokens = normalize_answer(a).split()
-        if not p_tokens or not a_tokens:
-            best = max(best, float(p_tokens == a_tokens))
+    for g in _golds(gold):
+        gt = normalise(g).split()
+        if not p or not gt:
+            best = max(best, float(p == gt))
             continue
-        common = 0
-        remaining = list(a_tokens)
-        for t in p_tokens:
-            if t in remaining:
-                remaining.remove(t)
-                common += 1
+        common = sum((Counter(p) & Counter(gt)).values())
         if common:
-            precision, recall = common / len(p_tokens), common / len(a_tokens)
+            precision, recall = common / len(p), common / len(gt)
             best = max(best, 2 * precision * recall / (precision + recall))
     return best
 
 
-METRICS: dict[str, Callable[[str, str | Sequence[str]], float]] = {
+def answer_contained(prediction: str, gold: str | Iterable[str]) -> bool:
+    """A normalised gold answer appears in the normalised prediction as whole words."""
+    p = f" {normalise(prediction)} "
+    return any((g := normalise(x)) and f" {g} " in p for x in _golds(gold))
+
+
+def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0, statistic: Callable[[Any], float] | None = None) -> tuple[float, float, float]:
+    """``(estimate, low, high)``: ``statistic`` of ``values`` (default: the mean) and its percentile
+    bootstrap interval.
+
+    >>> mean, lo, hi = bootstrap_ci([1, 0, 1, 1, 0, 1, 1, 1])
+    >>> 0.3 < lo < mean == 0.75 < hi <= 1.0
+    True
+    """
+    import numpy as np
+
+    if not 0 < confidence < 1:
+        raise ConfigError(f"must be in (0, 1), got {confidence!r}", field="confidence")
+    if n_resamples < 1:
+        raise ConfigError(f"must be >= 1, got {n_resamples!r}", field="n_resamples")
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size == 0:
+        raise DataError(f"bootstrap_ci needs a non-empty 1-d sequence of numbers, got shape {x.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
+    if statistic is None:
+        stats = x[idx].mean(axis=1)
+    else:
+        stats = np.array([statistic(x[i]) for i in idx], dtype=float)
+    alpha = (1 - confidence) / 2
+    estimate = float(x.mean()) if statistic is None else float(statistic(x))
+    return estimate, float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
+METRICS: dict[str, Callable[[str, "str | Sequence[str]"], float]] = {
     "exact_match": exact_match,
     "answer_contained": answer_contained,
     "token_f1": token_f1,
 }
 
 
-def bootstrap_ci(values: Iterable[float], *, confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap confidence interval ``(mean, low, high)`` of per-item scores.
-
-    Pure Python (no numpy), deterministic for a given ``seed``.
-
-    >>> bootstrap_ci([1, 0, 1, 1])[0]
-    0.75
-    """
-    vals = [float(v) for v in values]
-    if not vals:
-        raise ConfigError("needs at least one value", field="values")
-    if not 0 < confidence < 1:
-        raise ConfigError(f"must be in (0, 1), got {confidence}", field="confidence")
-    n = len(vals)
-    mean = sum(vals) / n
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(vals, k=n)) / n for _ in range(n_resamples))
-    lo = means[int((1 - confidence) / 2 * (n_resamples - 1))]
-    hi = means[int((1 + confidence) / 2 * (n_resamples - 1))]
-    return mean, lo, hi
-
-
-def score_answers(predictions: Sequence[str], answers: Sequence[str | Sequence[str]],
+def score_answers(predictions: Sequence[str], answers: Sequence["str | Sequence[str]"],
                   metric: str = "answer_contained") -> list[float]:
-    """Per-item scores of ``predictions`` against ``answers`` with a metric named in ``METRICS``."""
+    """Per-item scores (floats) of ``predictions`` against ``answers`` with a metric named in ``METRICS``.
+
+    >>> score_answers(["It is Paris.", "Rome"], ["Paris", "Oslo"])
+    [1.0, 0.0]
+    """
     if metric not in METRICS:
         raise ConfigError(f"must be one of {sorted(METRICS)}, got {metric!r}", field="metric")
     if len(predictions) != len(answers):
         raise ConfigError(f"{len(predictions)} predictions but {len(answers)} answers", field="predictions")
     fn = METRICS[metric]
-    return [fn(p, a) for p, a in zip(predictions, answers)]
+    return [float(fn(p, a)) for p, a in zip(predictions, answers)]
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy of a generator
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Accuracy:
+    """Result of :func:`answer_accuracy`: the score, its bootstrap CI, and every answer.
+
+    ``float(acc)`` is the accuracy; ``acc.to_frame()`` has one row per question.
+    """
+
+    accuracy: float
+    ci: tuple[float, float]
+    n: int
+    questions: list[str] = field(repr=False)
+    answers: list[tuple[str, ...]] = field(repr=False)
+    predictions: list[str] = field(repr=False)
+    correct: list[bool] = field(repr=False)
+
+    def __float__(self) -> float:
+        return self.accuracy
+
+    def __str__(self) -> str:
+        return f"{self.accuracy:.3f} [{self.ci[0]:.3f}, {self.ci[1]:.3f}] (n={self.n})"
+
+    def to_frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame({"question": self.questions, "answer": [" | ".join(a) for a in self.answers],
+                             "prediction": self.predictions, "correct": self.correct})
+
+
+def _question_and_answers(item: Any, i: int) -> tuple[Any, tuple[str, ...]]:
+    """Accept a QAPair, ``(question, answer(s))``, or a dict with question/prompt and answer(s)."""
+    if hasattr(item, "question") and hasattr(item, "answer"):
+        q, a = item.question, item.answer
+    elif isinstance(item, dict):
+        q = item.get("question", item.get("prompt", item.get("messages")))
+        a = item.get("answers", item.get("answer"))
+        if q is None or a is None:
+            raise DataError(f"pair {i}: a dict needs 'question' (or 'prompt'/'messages') and 'answer' "
+                            f"(or 'answers'), got keys {sorted(item)}")
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        q, a = item
+    else:
+        raise DataError(f"pair {i}: expected a QAPair, a (question, answers) tuple or a dict, got {item!r:.120}")
+    answers = (a,) if isinstance(a, str) else tuple(a)
+    if not answers or not all(isinstance(x, str) and x.strip() for x in answers):
+        raise DataError(f"pair {i}: answers must be non-empty strings, got {a!r}")
+    if not (isinstance(q, str) and q.strip()) and not isinstance(q, list):
+        raise DataError(f"pair {i}: the question must be a non-empty string or a list of chat messages, got {q!r}")
+    return q, answers
+
+
+def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tokens: int = 32,
+                    batch_size: int = 16, system: str | None = None, metric: Callable[[str, Sequence[str]], bool] = answer_contained,
+                    progress: bool = False, confidence: float = 0.95, seed: int = 0) -> Accuracy:
+    """Ask ``generator`` every question (greedy, batched) and score with ``metric``.
+
+    ``pairs`` may hold :class:`~ragft_lib.datasets.QAPair` objects, ``(question, answers)`` tuples
+    such as :data:`~ragft_lib.datasets.GENERAL_QUESTIONS`, or dicts with ``question``/``prompt``
+    (or chat ``messages``) and ``answer``/``answers`` (e.g. the RAFT examples of
+    :mod:`ragft_lib.finetune`).
+
+    >>> from ragft_lib.datasets import GENERAL_QUESTIONS                        # doctest: +SKIP
+    >>> print(answer_accuracy(load_generator(), GENERAL_QUESTIONS))          # doctest: +SKIP
+    0.917 [0.750, 1.000] (n=12)
+    """
+    items = [_question_and_answers(p, i) for i, p in enumerate(pairs)]
+    if not items:
+        raise DataError("answer_accuracy got no pairs to score")
+    questions = [q for q, _ in items]
+    preds = generator.chat_batch(questions, max_new_tokens=max_new_tokens, system=system,
+                                 batch_size=batch_size, progress=progress)
+    correct = [bool(metric(p, a)) for p, (_, a) in zip(preds, items)]
+    acc = sum(correct) / len(correct)
+    _, *ci = bootstrap_ci([float(c) for c in correct], confidence=confidence, seed=seed)
+    return Accuracy(accuracy=acc, ci=tuple(ci), n=len(correct),
+                    questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q in questions],
+                    answers=[a for _, a in items], predictions=preds, correct=correct)

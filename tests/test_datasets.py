@@ -6,7 +6,7 @@ import pytest
 
 from ragft_lib.datasets import GENERAL_QUESTIONS, load_pydoc_topics, load_world
 from ragft_lib.errors import ConfigError
-from ragft_lib.evaluate import normalize_answer
+from ragft_lib.evaluate import normalise
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_bad_sizes_are_config_errors():
 
 def test_general_questions_have_answers():
     assert len(GENERAL_QUESTIONS) >= 10
-    assert all(q.endswith("?") and answers and all(normalize_answer(a) for a in answers) for q, answers in GENERAL_QUESTIONS)
+    assert all(q.endswith("?") and answers and all(normalise(a) for a in answers) for q, answers in GENERAL_QUESTIONS)
 
 
 def test_pydoc_topics_real_corpus():
