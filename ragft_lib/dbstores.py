@@ -128,7 +128,8 @@ class PgVectorStore:
       ``hnsw_m``, ``ef_construction``; ``ef_search`` is set per session, raised to ``k`` when a
       search asks for more); it is built *after* the first load (a bulk build is much faster than
       inserting into a graph) and maintained by PostgreSQL afterwards. ``index="exact"`` builds no
-      vector index: every search scans the table (exact, the reference for recall).
+      vector index and searches with index scans off: every search scans the table (exact, the
+      reference for recall, even on a table that has an HNSW index).
     * Loading uses binary ``COPY`` in batches of ``batch_size`` rows, all inside one transaction.
     * ``add``, ``delete`` and ``replace`` are each one ``BEGIN ... COMMIT``: validation, existence
       checks, ``DELETE`` and every ``COPY`` batch either commit together or roll back together
@@ -348,13 +349,21 @@ class PgVectorStore:
         sql = (f"SELECT chunk_id, 1 - (embedding <=> %(q)s) FROM {self.table} "
                f"ORDER BY embedding <=> %(q)s LIMIT {int(k)}")
 
-        def go():
+        def scan(cur):
             out = []
-            with self._conn.cursor() as cur:
-                for row in q:
-                    cur.execute(sql, {"q": row}, prepare=True)
-                    out.append([(c, float(s)) for c, s in cur.fetchall()])
+            for row in q:
+                cur.execute(sql, {"q": row}, prepare=True)
+                out.append([(c, float(s)) for c, s in cur.fetchall()])
             return out
+
+        def go():
+            with self._conn.cursor() as cur:
+                if self.index == "hnsw":
+                    return scan(cur)
+                # exact: the planner would use an HNSW index that another store built on this table
+                with self._conn.transaction():
+                    cur.execute("SET LOCAL enable_indexscan = off")
+                    return scan(cur)
         return self._run("search", go)
 
     # -- writes --------------------------------------------------------------------------

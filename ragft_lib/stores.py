@@ -708,6 +708,128 @@ class FaissStore:
         return store
 
 
+# --------------------------------------------------------------------------------------------
+# Measuring stores (benchmarks/bench_stores.py and the "Scaling out" chapter)
+# --------------------------------------------------------------------------------------------
+
+
+def embedding_like_vectors(n: int, d: int = 384, *, clusters: int = 2000, latent: int = 32, seed: int = 0,
+                           block: int = 100_000) -> "np.ndarray":
+    """``(n, d)`` float32 unit vectors shaped like sentence embeddings, for index benchmarks.
+
+    Cluster centres (topics) + a spread inside a shared ``latent``-d subspace (within-topic cosine
+    about 0.6, as for MiniLM) + small isotropic noise. Sentence embeddings are neither uniform on
+    the sphere nor full-rank, and uniform random vectors are a worst case for every graph index
+    (recall@10 near 0.06 at the usual settings), so benchmarks use these. Same ``seed`` -> same data.
+
+    >>> x = embedding_like_vectors(5, 8, clusters=2, latent=2)
+    >>> x.shape, bool(abs(float((x * x).sum(1).mean()) - 1) < 1e-5)
+    ((5, 8), True)
+    """
+    import numpy as np
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"must be a non-negative integer, got {n!r}", field="n")
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    basis = rng.normal(size=(latent, d)).astype(np.float32) / np.sqrt(latent)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        x = centres[rng.integers(0, clusters, m)]
+        x += (0.8 / np.sqrt(d)) * rng.normal(size=(m, latent)).astype(np.float32) @ basis
+        x += (0.2 / np.sqrt(d)) * rng.normal(size=(m, d)).astype(np.float32)
+        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def exact_neighbours(vectors: "np.ndarray", queries: "np.ndarray", k: int = 10) -> "np.ndarray":
+    """Row indices of the exact top-``k`` inner-product neighbours of each query (faiss brute force)."""
+    import faiss
+    import numpy as np
+
+    _, idx = faiss.knn(np.ascontiguousarray(queries, np.float32), np.ascontiguousarray(vectors, np.float32),
+                       check_k(k), metric=faiss.METRIC_INNER_PRODUCT)
+    return idx
+
+
+def store_bytes(store: Any) -> int | None:
+    """What a store's vectors + index occupy: faiss in RAM, PostgreSQL on disk (table + TOAST + indexes)."""
+    if isinstance(store, FaissStore):
+        return store.memory_bytes()
+    size = getattr(store, "size_bytes", None)
+    return int(size()["total"]) if callable(size) else None
+
+
+def benchmark_store(store: Any, vectors: "np.ndarray", queries: "np.ndarray", *, k: int = 10,
+                    truth: "np.ndarray | None" = None, name: str | None = None) -> dict[str, Any]:
+    """Load ``vectors`` into an empty ``store`` and measure it; returns one row of a results table.
+
+    ``build_s``: one :meth:`VectorStore.add` of every vector (for a database: COPY + index build,
+    inside one transaction). ``p50_ms`` / ``p99_ms``: one :meth:`VectorStore.search` per query, one
+    query at a time (what a RAG request does). ``recall``: mean fraction of the exact top-``k``
+    (``truth``, computed with :func:`exact_neighbours` if not given) found. ``bytes`` and
+    ``bytes_per_vector``: :func:`store_bytes`. Chunk ids are ``"v<row>"``.
+    """
+    import numpy as np
+
+    k = check_k(k)
+    if store.count():
+        raise StoreError(f"{store!r} already holds {store.count()} chunks: benchmark an empty store")
+    vecs = np.ascontiguousarray(vectors, np.float32)
+    qs = np.ascontiguousarray(queries, np.float32)
+    if truth is None:
+        truth = exact_neighbours(vecs, qs, k)
+    records = [ChunkRecord(f"v{i}", f"v{i}", "", "", 0, 0) for i in range(len(vecs))]
+    t = time.perf_counter()
+    store.add(records, vecs)
+    build = time.perf_counter() - t
+    del records
+    nbytes = store_bytes(store)
+    return {"store": name or type(store).__name__, "n": len(vecs), "build_s": build,
+            **search_quality(store, qs, truth, k=k), "bytes": nbytes,
+            "bytes_per_vector": (nbytes / len(vecs)) if nbytes and len(vecs) else None}
+
+
+def search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", *, k: int = 10) -> dict[str, Any]:
+    """p50 / p99 latency of one-query searches and recall@``k`` against ``truth`` (ids ``"v<row>"``)."""
+    import numpy as np
+
+    k = check_k(k)
+    qs = np.ascontiguousarray(queries, np.float32)
+    if not len(qs):
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "recall": float("nan"), "queries": 0}
+    lat, hits = [], 0
+    for i in range(len(qs)):
+        t = time.perf_counter()
+        res = store.search(qs[i : i + 1], k)[0]
+        lat.append(time.perf_counter() - t)
+        hits += len({int(c[1:]) for c, _ in res} & set(truth[i, :k].tolist()))
+    lat_ms = np.array(lat) * 1e3
+    return {"p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)),
+            "recall": hits / (k * len(qs)), "queries": len(qs)}
+
+
+def footprint(bytes_per_vector: float, sizes: Sequence[int] = (10_000_000, 100_000_000), *,
+              node_gib: float = 256.0, usable: float = 0.7) -> list[dict[str, Any]]:
+    """Extrapolate a measured ``bytes_per_vector`` to corpus sizes: the arithmetic of the chapter.
+
+    For each size: ``gib`` = size x bytes_per_vector / 2**30, and ``nodes``, how many machines of
+    ``node_gib`` GiB are needed when ``usable`` of it may hold the index (the rest is the OS, the
+    query working set, a rebuild's second copy). An HNSW index is only fast in RAM, so a node holds
+    ``node_gib x usable x 2**30 / bytes_per_vector`` vectors; past that, shard.
+
+    >>> [round(r["gib"], 1) for r in footprint(1700, (10_000_000,))]
+    [15.8]
+    """
+    if not bytes_per_vector or bytes_per_vector <= 0:
+        raise ConfigError(f"must be > 0, got {bytes_per_vector!r}", field="bytes_per_vector")
+    per_node = int(node_gib * usable * 2**30 / bytes_per_vector)
+    return [{"vectors": int(n), "gib": n * bytes_per_vector / 2**30, "node_gib": node_gib,
+             "vectors_per_node": per_node, "nodes": max(1, math.ceil(n / per_node))} for n in sizes]
+
+
 def _current_version(root: Path) -> str | None:
     try:
         name = (root / "CURRENT").read_text(encoding="utf-8").strip()
@@ -733,4 +855,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "check_batch", "check_k", *_DB_NAMES]
+__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "check_batch", "check_k", "embedding_like_vectors",
+           "exact_neighbours", "store_bytes", "benchmark_store", "search_quality", "footprint", *_DB_NAMES]
