@@ -214,3 +214,18 @@ def test_bad_arguments(pg_url):
         PgVectorStore(pg_url, index="ivf")
     with pytest.raises(ConfigError, match="hnsw_m"):
         PgVectorStore(pg_url, hnsw_m=0)
+
+
+def test_exact_store_scans_even_a_table_with_an_hnsw_index(pg_url, table):
+    from ragft_lib.stores import embedding_like_vectors, exact_neighbours, search_quality
+
+    x = embedding_like_vectors(3000, 32, clusters=30)
+    q = embedding_like_vectors(30, 32, clusters=30, seed=1)
+    truth = exact_neighbours(x, q, 10)
+    h = PgVectorStore(pg_url, table=table, hnsw_m=4, ef_construction=8, ef_search=10)  # a deliberately poor graph
+    h.add([ChunkRecord(f"v{i}", "d", "", "", 0, 0) for i in range(len(x))], x)
+    e = PgVectorStore(pg_url, table=table, index="exact")
+    plan = "\n".join(r[0] for r in e._conn.execute(
+        f"EXPLAIN SELECT chunk_id FROM {table} ORDER BY embedding <=> %s LIMIT 10", (q[0],)).fetchall())
+    assert "hnsw" in plan  # without the store's precaution the planner would use the graph
+    assert search_quality(e, q, truth)["recall"] == 1.0
