@@ -169,7 +169,6 @@ class PgVectorStore:
         if not re.match(r"^\d+\s*(kB|MB|GB)$", str(maintenance_work_mem)):
             raise ConfigError(f"must look like '512MB', got {maintenance_work_mem!r}", field="maintenance_work_mem")
         self.url = redact_url(url)  # what is shown; the real string stays private
-        self.__conninfo = url
         self._secrets = _secrets_of(url)
         self._closed = False
         try:

@@ -210,7 +210,7 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     ``pairs`` may hold :class:`~ragft_lib.datasets.QAPair` objects, ``(question, answers)`` tuples
     such as :data:`~ragft_lib.datasets.GENERAL_QUESTIONS`, or dicts with ``question``/``prompt``
     (or chat ``messages``) and ``answer``/``answers`` (e.g. the RAFT examples of
-    :mod:`ragft_lib.finetune`).
+    ``ragft_lib.finetune``).
 
     >>> from ragft_lib.datasets import GENERAL_QUESTIONS                        # doctest: +SKIP
     >>> print(answer_accuracy(load_generator(), GENERAL_QUESTIONS))          # doctest: +SKIP

@@ -150,7 +150,7 @@ class VectorStore(Protocol):
 def check_batch(records: Sequence[ChunkRecord], vectors: Any, dimension: int | None) -> "np.ndarray":
     """Validate one ``add`` batch; returns the vectors as C-contiguous float32 ``(n, d)``.
 
-    Raises :class:`ConfigError` on a malformed batch (no partial write can follow).
+    Raises :class:`~ragft_lib.errors.ConfigError` on a malformed batch (no partial write can follow).
     """
     import numpy as np
 
@@ -632,7 +632,7 @@ class FaissStore:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FaissStore":
-        """Read a folder written by :meth:`save`; any damage raises :class:`IndexFormatError` naming the file."""
+        """Read a folder written by :meth:`save`; any damage raises :class:`~ragft_lib.errors.IndexFormatError` naming the file."""
         import faiss
         import numpy as np
 
@@ -792,21 +792,29 @@ def benchmark_store(store: Any, vectors: "np.ndarray", queries: "np.ndarray", *,
     build = time.perf_counter() - t
     del records
     nbytes = store_bytes(store)
+    quality = search_quality(store, qs, truth, k=k, search_threads=search_threads)
+    return {"store": name or type(store).__name__, "n": len(vecs), "build_s": build, **quality, "bytes": nbytes,
+            "bytes_per_vector": (nbytes / len(vecs)) if nbytes and len(vecs) else None}
+
+
+def search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", *, k: int = 10,
+                   search_threads: int | None = 1) -> dict[str, Any]:
+    """p50 / p99 latency of one-query searches and recall@``k`` against ``truth`` (ids ``"v<row>"``).
+
+    ``search_threads``: faiss OpenMP threads while searching (see :func:`benchmark_store`).
+    """
     import faiss
 
     threads = faiss.omp_get_max_threads()
     if search_threads:
         faiss.omp_set_num_threads(search_threads)
     try:
-        quality = search_quality(store, qs, truth, k=k)
+        return _search_quality(store, queries, truth, k)
     finally:
         faiss.omp_set_num_threads(threads)
-    return {"store": name or type(store).__name__, "n": len(vecs), "build_s": build, **quality, "bytes": nbytes,
-            "bytes_per_vector": (nbytes / len(vecs)) if nbytes and len(vecs) else None}
 
 
-def search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", *, k: int = 10) -> dict[str, Any]:
-    """p50 / p99 latency of one-query searches and recall@``k`` against ``truth`` (ids ``"v<row>"``)."""
+def _search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", k: int) -> dict[str, Any]:
     import numpy as np
 
     k = check_k(k)
@@ -868,5 +876,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "check_batch", "check_k", "embedding_like_vectors",
+__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "INDEX_KINDS", "AUTO_FLAT_MAX", "AUTO_HNSW_MAX", "FORMAT_VERSION",
+           "check_batch", "check_k", "embedding_like_vectors",
            "exact_neighbours", "store_bytes", "benchmark_store", "search_quality", "footprint", *_DB_NAMES]
