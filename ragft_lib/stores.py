@@ -436,9 +436,16 @@ class FaissStore:
         k = min(k, n)
         params = None
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.params["ef_search"], k))
-            if self._tombstones:
-                params.sel = self._selector
+            # Building a SWIG parameter object costs more than the rest of the Python path: reuse it
+            # while ef and the tombstone selector are unchanged (faiss only reads it).
+            key = (max(self.params["ef_search"], k), id(self._selector) if self._tombstones else None)
+            cached = getattr(self, "_hnsw_params", None)
+            if cached is None or cached[0] != key:
+                params = faiss.SearchParametersHNSW(efSearch=key[0])
+                if self._tombstones:
+                    params.sel = self._selector
+                self._hnsw_params = (key, params, self._selector)  # keeps the selector alive with it
+            params = self._hnsw_params[1]
         elif self.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=self.params["nprobe"])
         with self._lock:
