@@ -4,7 +4,8 @@ The API the book and users' notebooks call:
 
 >>> from ragft_lib.retrieval import Document, Retriever            # doctest: +SKIP
 >>> r = Retriever.from_documents([Document(id="a", text="...", source="a.md")])  # doctest: +SKIP
->>> hits = r.search("question", k=5)    # list[Hit]: .doc_id .chunk_id .text .score .source .start .end
+>>> hits = r.search("question", k=5)  # doctest: +SKIP
+>>> # hits: list[Hit] with .doc_id .chunk_id .text .score .source .start .end
 >>> r.add(docs); r.update(docs); r.delete(["a"])                   # doctest: +SKIP
 >>> r.save("index_dir"); r = Retriever.load("index_dir")          # doctest: +SKIP
 
@@ -378,8 +379,8 @@ class EmbeddingCache:
 
     >>> import numpy as np, tempfile
     >>> c = EmbeddingCache("test/model", 2, folder=tempfile.mkdtemp())
-    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]
-    [0]
+    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]  # indices not cached
+    [1]
     """
 
     def __init__(self, embedder_name: str, dimension: int, folder: str | os.PathLike | None = None):
