@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
+    "cited_markers", "cited_span", "citation_support", "citation_precision",
     "Accuracy", "answer_accuracy",
 ]
 
@@ -228,3 +229,75 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     return Accuracy(accuracy=acc, ci=tuple(ci), n=len(correct),
                     questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q in questions],
                     answers=[a for _, a in items], predictions=preds, correct=correct)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Citations: does the cited text support the answer?
+# --------------------------------------------------------------------------------------------
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def cited_markers(text: str) -> list[int]:
+    """Passage numbers an answer cites with ``[n]`` markers, in order of first mention.
+
+    >>> cited_markers("It lies on the Ostreva [2], see also [1] and [2].")
+    [2, 1]
+    """
+    seen: list[int] = []
+    for m in _MARKER.finditer(str(text)):
+        n = int(m.group(1))
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def cited_span(chunk: object, answer: str | Sequence[str]) -> tuple[int, int] | None:
+    """Where an accepted answer occurs in a cited chunk, as a span of the *document* text.
+
+    ``chunk`` is anything with ``.text`` and ``.start`` (a :class:`~ragft_lib.retrieval.Hit`):
+    the returned ``(start, end)`` satisfies ``document.text[start:end]`` == the matched words.
+    Matching is case-insensitive on whole words; ``None`` when no accepted answer occurs.
+
+    >>> from types import SimpleNamespace
+    >>> hit = SimpleNamespace(text="The mayor of Misbrook is Hirbiv Deikdroun.", start=100)
+    >>> cited_span(hit, "hirbiv deikdroun")
+    (125, 141)
+    """
+    text = str(getattr(chunk, "text"))
+    start = int(getattr(chunk, "start", 0))
+    best: tuple[int, int] | None = None
+    for a in _golds(answer):
+        a = " ".join(str(a).split())
+        if not a:
+            continue
+        pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in a.split()) + r"(?!\w)"
+        m = re.search(pattern, text, flags=re.IGNORECASE)
+        if m and (best is None or m.start() + start < best[0]):
+            best = (start + m.start(), start + m.end())
+    return best
+
+
+def citation_support(citations: Sequence[object], answer: str | Sequence[str]) -> float:
+    """1.0 when at least one cited chunk contains an accepted answer (the answer is checkable).
+
+    >>> from types import SimpleNamespace as C
+    >>> citation_support([C(text="Misbrook lies on the Stelnaela river.", start=0)], "Stelnaela")
+    1.0
+    >>> citation_support([], "Stelnaela")
+    0.0
+    """
+    return float(any(cited_span(c, answer) is not None for c in citations))
+
+
+def citation_precision(citations: Sequence[object], answer: str | Sequence[str]) -> float:
+    """Share of cited chunks that contain an accepted answer (0.0 when nothing is cited).
+
+    >>> from types import SimpleNamespace as C
+    >>> citation_precision([C(text="on the Stelnaela", start=0), C(text="elsewhere", start=0)], "Stelnaela")
+    0.5
+    """
+    if not citations:
+        return 0.0
+    return sum(cited_span(c, answer) is not None for c in citations) / len(citations)

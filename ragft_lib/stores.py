@@ -868,6 +868,125 @@ def _current_version(root: Path) -> str | None:
     return name
 
 
+# --------------------------------------------------------------------------------------------
+# Measuring index kinds at scale
+# --------------------------------------------------------------------------------------------
+
+
+def clustered_vectors(n: int, d: int = 384, *, clusters: int = 2000, latent: int = 32, seed: int = 0,
+                      block: int = 100_000) -> "np.ndarray":
+    """``n`` embedding-like unit vectors (float32): topic centres + a low-rank spread + small noise.
+
+    Sentence embeddings are neither uniform on the sphere nor full-rank: they sit on a few dozen
+    effective dimensions around topics (within-topic cosine ~0.6 for MiniLM, reproduced here).
+    Uniform random vectors are a worst case for graph indexes and are not what a knowledge base
+    looks like. Use another ``seed`` for held-out queries from the same distribution.
+
+    >>> x = clustered_vectors(5, 8, clusters=2, latent=2)
+    >>> x.shape, x.dtype.name, bool(abs((x * x).sum(1) - 1).max() < 1e-5)
+    ((5, 8), 'float32', True)
+    """
+    import numpy as np
+
+    for name, value in (("n", n), ("d", d), ("clusters", clusters), ("latent", latent), ("block", block)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    basis = rng.normal(size=(latent, d)).astype(np.float32) / np.sqrt(latent)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        x = centres[rng.integers(0, clusters, m)]
+        x += (0.8 / np.sqrt(d)) * rng.normal(size=(m, latent)).astype(np.float32) @ basis
+        x += (0.2 / np.sqrt(d)) * rng.normal(size=(m, d)).astype(np.float32)
+        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+#: Index parameters :func:`benchmark_indexes` uses unless told otherwise (those of
+#: ``benchmarks/bench_retrieval.py``'s 1M run; ``nlist`` is scaled to ~sqrt(n)).
+BENCH_PARAMS: dict[str, dict[str, Any]] = {
+    "flat": {},
+    "hnsw": {"hnsw_m": 32, "ef_construction": 80, "ef_search": 64},
+    "ivf": {"nprobe": 16},
+    "ivfpq": {"nprobe": 16, "pq_m": 48},
+}
+
+
+def benchmark_indexes(
+    sizes: Sequence[int],
+    kinds: Sequence[str] = ("flat", "hnsw", "ivf", "ivfpq"),
+    *,
+    d: int = 384,
+    k: int = 10,
+    n_queries: int = 200,
+    max_size: dict[str, int] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Build each index kind over ``clustered_vectors(n)`` for each ``n`` and measure it.
+
+    One row per (kind, n): ``build_s`` (adding all vectors, training included), ``memory_mib``
+    (:meth:`FaissStore.memory_bytes`), ``p50_ms`` / ``p99_ms`` of ``n_queries`` single-query
+    searches through :meth:`FaissStore.search` (the code path a RAG answer takes), and
+    ``recall_at_k`` against exact search (faiss brute force on the same vectors). ``max_size``
+    skips a kind above a size (e.g. ``{"hnsw": 100_000}``: HNSW builds slowly on few cores).
+    IVF kinds use ``nlist = sqrt(n)`` rounded to a power of two unless ``params`` says otherwise.
+
+    >>> rows = benchmark_indexes([2000], ["flat"], n_queries=20)
+    >>> rows[0]["kind"], rows[0]["n"], rows[0]["recall_at_k"]
+    ('flat', 2000, 1.0)
+    """
+    import faiss
+    import numpy as np
+
+    for kind in kinds:
+        if kind not in INDEX_KINDS or kind == "auto":
+            raise ConfigError(f"must be among {INDEX_KINDS[1:]}, got {kind!r}", field="kinds")
+    k = check_k(k)
+    max_size = dict(max_size or {})
+    chosen = {kind: {**BENCH_PARAMS[kind], **(params or {}).get(kind, {})} for kind in kinds}
+    queries = clustered_vectors(n_queries, d, seed=seed + 1)
+    rows: list[dict[str, Any]] = []
+    plan = [(n, kind) for n in sizes for kind in kinds if n <= max_size.get(kind, n)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        plan = tqdm(plan, desc="indexes", unit="index")
+    data: dict[int, Any] = {}
+    truth: dict[int, Any] = {}
+    for n, kind in plan:
+        if n not in data:
+            data.clear()
+            truth.clear()
+            data[n] = clustered_vectors(int(n), d, seed=seed)
+            truth[n] = faiss.knn(queries, data[n], k, metric=faiss.METRIC_INNER_PRODUCT)[1]
+        xb, gt = data[n], truth[n]
+        p = dict(chosen[kind])
+        if kind in ("ivf", "ivfpq") and "nlist" not in p:
+            p["nlist"] = int(2 ** round(math.log2(math.sqrt(n))))
+        store = FaissStore(kind, **p)
+        records = [ChunkRecord(str(i), str(i), "", "", 0, 0) for i in range(n)]
+        t = time.perf_counter()
+        store.add(records, xb)
+        build = time.perf_counter() - t
+        lat, hits = [], []
+        for i in range(n_queries):
+            t = time.perf_counter()
+            res = store.search(queries[i : i + 1], k)[0]
+            lat.append((time.perf_counter() - t) * 1e3)
+            hits.append({int(c) for c, _ in res})
+        recall = float(np.mean([len(h & set(gt[i].tolist())) / k for i, h in enumerate(hits)]))
+        rows.append({"kind": kind, "n": int(n), "build_s": build, "memory_mib": store.memory_bytes() / 2**20,
+                     "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                     "recall_at_k": round(recall, 4), "k": k, "params": p})
+        store.close()
+    return rows
+
+
 
 # Database stores live in their own module (their clients are imported lazily); re-exported here so
 # that ``from ragft_lib.stores import FaissStore, PgVectorStore, QdrantStore`` works (PEP 562: the
@@ -884,5 +1003,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ChunkRecord", "VectorStore", "FaissStore", "INDEX_KINDS", "AUTO_FLAT_MAX", "AUTO_HNSW_MAX", "FORMAT_VERSION",
-           "check_batch", "check_k", "embedding_like_vectors",
+           "check_batch", "check_k", "embedding_like_vectors", "clustered_vectors", "benchmark_indexes", "BENCH_PARAMS",
            "exact_neighbours", "store_bytes", "benchmark_store", "search_quality", "footprint", *_DB_NAMES]
