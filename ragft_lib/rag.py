@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Stage names of :attr:`Answer.timings`, in order.
 STAGES = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
 
-#: System message of a RAG prompt: answer from the context only, cite passages by number.
+#: System message of a RAG prompt. It asks for an answer from the context only, citing passages by number.
 RAG_SYSTEM = (
     "You answer questions using only the numbered context passages. "
     "If the passages do not contain the answer, say that you do not know. "
@@ -221,7 +221,7 @@ class AuditLog:
 
 
 def read_audit_log(path: str | os.PathLike) -> list[Answer]:
-    """Answers from an audit log, in order; a malformed line raises :class:`DataError` naming file:line."""
+    """Answers from an audit log, in order; a malformed line raises :class:`~ragft_lib.errors.DataError` naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such audit log")
