@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
     "cited_markers", "cited_span", "citation_support", "citation_precision",
-    "Accuracy", "answer_accuracy",
+    "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -301,3 +301,68 @@ def citation_precision(citations: Sequence[object], answer: str | Sequence[str])
     if not citations:
         return 0.0
     return sum(cited_span(c, answer) is not None for c in citations) / len(citations)
+
+
+# --------------------------------------------------------------------------------------------
+# Structured output: JSON validity and field accuracy
+# --------------------------------------------------------------------------------------------
+
+
+def parse_json_object(text: str) -> dict | None:
+    """The JSON object that ``text`` is, or ``None``. Strict: the whole answer (whitespace
+    aside) must be one JSON object — a sentence around it, or a markdown fence, is a failure,
+    since a program reading the answer would fail too.
+
+    >>> parse_json_object(' {"a": "1"} ')
+    {'a': '1'}
+    >>> parse_json_object('Here it is: {"a": "1"}') is None
+    True
+    """
+    import json
+
+    if not isinstance(text, str):
+        raise ConfigError(f"must be a string, got {type(text).__name__}", field="text")
+    try:
+        obj = json.loads(text.strip())
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def json_validity(predictions: Sequence[str], keys: Sequence[str] | None = None) -> list[bool]:
+    """Per prediction: is it one JSON object (see :func:`parse_json_object`) with exactly
+    ``keys`` (any keys when ``None``) and string values?
+
+    >>> json_validity(['{"entity": "X", "value": "1"}', '{"entity": "X"}', 'X is 1'], ["entity", "value"])
+    [True, False, False]
+    """
+    out = []
+    for p in predictions:
+        obj = parse_json_object(p)
+        ok = obj is not None and (keys is None or set(obj) == set(keys)) and all(isinstance(v, str) for v in obj.values())
+        out.append(bool(ok))
+    return out
+
+
+def schema_match(predictions: Sequence[str], targets: Sequence[dict]) -> list[float]:
+    """Per prediction: the fraction of the target's fields whose value it reproduces
+    (normalised, see :func:`normalise`); 0 when the prediction is not a JSON object.
+
+    >>> schema_match(['{"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}',
+    ...               '{"entity": "brindlemere", "attribute": "region", "value": "Ostreva"}', 'nope'],
+    ...              [{"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}] * 3)
+    [1.0, 0.6666666666666666, 0.0]
+    """
+    if len(predictions) != len(targets):
+        raise ConfigError(f"{len(predictions)} predictions but {len(targets)} targets", field="predictions")
+    out = []
+    for p, t in zip(predictions, targets):
+        if not isinstance(t, dict) or not t:
+            raise DataError(f"each target must be a non-empty dict, got {t!r:.100}")
+        obj = parse_json_object(p)
+        if obj is None:
+            out.append(0.0)
+            continue
+        hits = sum(isinstance(obj.get(k), str) and normalise(obj[k]) == normalise(str(v)) for k, v in t.items())
+        out.append(hits / len(t))
+    return out

@@ -50,10 +50,10 @@ from .documents import Document
 from .errors import ConfigError, DataError
 from .models import DeviceChoice, Generator, load_generator
 
+from .datasets import Fact
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-    from .datasets import Fact
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ __all__ = [
     "LoRAConfig", "FineTuneResult", "TrainMetrics", "TrainingPrecision",
     "load_examples", "fact_examples", "raft_examples", "raft_prompt", "tokenize_examples", "completion_loss",
     "train_lora", "train_full", "load_adapter", "merge", "read_adapter_meta", "training_precision",
-    "detect_target_modules",
+    "detect_target_modules", "run_key", "train_or_load",
     "ADAPTER_META",
 ]
 

@@ -134,3 +134,43 @@ def test_thousands_separators_and_score_answers():
         score_answers(["a"], ["a"], metric="bleu")
     with pytest.raises(ConfigError, match="predictions"):
         score_answers(["a"], ["a", "b"])
+
+
+# -- structured output ---------------------------------------------------------------------
+
+from ragft_lib.evaluate import json_validity, parse_json_object, schema_match  # noqa: E402
+
+
+def test_parse_json_object_is_strict():
+    assert parse_json_object('{"a": "1"}') == {"a": "1"}
+    assert parse_json_object('\n {"a": "1"}  ') == {"a": "1"}
+    assert parse_json_object('```json\n{"a": "1"}\n```') is None
+    assert parse_json_object('The answer: {"a": "1"}') is None
+    assert parse_json_object('["a"]') is None
+    assert parse_json_object('{"a": ') is None
+    assert parse_json_object("") is None
+    with pytest.raises(ConfigError):
+        parse_json_object(None)
+
+
+def test_json_validity_checks_keys_and_string_values():
+    keys = ["entity", "attribute", "value"]
+    preds = ['{"entity": "X", "attribute": "river", "value": "Y"}',
+             '{"entity": "X", "attribute": "river"}',
+             '{"entity": "X", "attribute": "river", "value": "Y", "extra": "Z"}',
+             '{"entity": "X", "attribute": "river", "value": 1841}',
+             'X lies on the Y river.']
+    assert json_validity(preds, keys) == [True, False, False, False, False]
+    assert json_validity(preds) == [True, True, True, False, False]
+
+
+def test_schema_match_counts_fields():
+    t = {"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}
+    preds = ['{"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}',
+             '{"entity": "the brindlemere", "attribute": "region", "value": "Ostreva"}',
+             '{"value": "Ostreva"}', "no json"]
+    assert schema_match(preds, [t] * 4) == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    with pytest.raises(ConfigError):
+        schema_match(preds, [t])
+    with pytest.raises(DataError):
+        schema_match(["{}"], [{}])
