@@ -49,7 +49,9 @@ vendor: node_modules/.package-lock.json
 	@cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _vendor/widgets/
 	@# The widget manager asks for its icon fonts relative to the page, as
 	@# @jupyter-widgets/html-manager/dist/<hash>.woff2; every notebook page lives in chapters/.
+	@# Depending on how require.js resolved the module, it asks under @jupyter-widgets/ directly: serve both.
 	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} $(WIDGET_FONTS)/ \;
+	@cp $(WIDGET_FONTS)/*.woff* $(WIDGET_FONTS)/*.ttf $(WIDGET_FONTS)/*.eot $(WIDGET_FONTS)/*.svg $(WIDGET_FONTS)/../../
 	@cp node_modules/mathjax/es5/tex-chtml.js _vendor/mathjax/
 	@cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 _vendor/mathjax/output/chtml/fonts/
 	@# Pyodide core (the five files a page requests) for the live tools; ragft_lib's own browser
