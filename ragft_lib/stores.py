@@ -737,18 +737,10 @@ def embedding_like_vectors(n: int, d: int = 384, *, clusters: int = 2000, latent
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"must be a non-negative integer, got {n!r}", field="n")
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, d)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    basis = rng.normal(size=(latent, d)).astype(np.float32) / np.sqrt(latent)
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, block):
-        m = min(block, n - s)
-        x = centres[rng.integers(0, clusters, m)]
-        x += (0.8 / np.sqrt(d)) * rng.normal(size=(m, latent)).astype(np.float32) @ basis
-        x += (0.2 / np.sqrt(d)) * rng.normal(size=(m, d)).astype(np.float32)
-        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
+    if n == 0:
+        return np.empty((0, d), dtype=np.float32)
+    # One generator for both names: the same topic + low-rank model (see clustered_vectors).
+    return clustered_vectors(n, d, clusters=clusters, latent=latent, seed=seed, block=block)
 
 
 def exact_neighbours(vectors: "np.ndarray", queries: "np.ndarray", k: int = 10) -> "np.ndarray":
