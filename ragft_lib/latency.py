@@ -35,6 +35,8 @@ APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
 STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
 RETRIEVAL_STAGES: tuple[str, ...] = STAGES[:4]
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
+#: ``"format"`` of a measured profile (``ragft bench``, :func:`profile_from_measurements`).
+PROFILE_FORMAT = "ragft-latency-profile/1"
 
 #: ``simulate(LatencyProfile(), n=200_000, seed=0).percentiles_ms`` (milliseconds), stored for
 #: code that must not import numpy. ``tests/test_latency.py`` checks it against the simulation.
@@ -207,6 +209,47 @@ class LatencyProfile:
         return cls(**{**overrides, **stages})
 
 
+    @classmethod
+    def from_profile(cls, profile: "str | os.PathLike | Mapping[str, Any]", **overrides: Any) -> "LatencyProfile":
+        """Profile from a measured profile: a JSON file written by ``ragft bench`` or the dict of
+        :func:`profile_from_measurements`.
+
+        Retrieval stages come from the measured RAG answers; ``generate`` from the closed-book
+        answers (same model, short prompt: the fine-tuned proxy); ``rag_context_tokens`` and
+        ``prefill_s_per_context_token`` are the measured ones. ``overrides`` replace any field.
+        """
+        import json
+        import os
+        from pathlib import Path
+
+        if isinstance(profile, (str, os.PathLike)):
+            path = Path(profile)
+            if not path.is_file():
+                raise DataError(f"{path}: no such latency profile (write one with `ragft bench`)")
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise DataError(f"{path}: not a JSON latency profile ({exc})") from None
+        elif isinstance(profile, Mapping):
+            data, path = dict(profile), None
+        else:
+            raise ConfigError(f"must be a path or a dict, got {type(profile).__name__}", field="profile")
+        where = f"{path}: " if path else ""
+        if not isinstance(data, Mapping) or data.get("format") != PROFILE_FORMAT:
+            raise DataError(f"{where}not a ragft latency profile (format is not {PROFILE_FORMAT!r})")
+        for key in ("rag_timings", "closed_book_timings", "rag_context_tokens", "prefill_s_per_context_token"):
+            if key not in data:
+                raise DataError(f"{where}the profile has no {key!r}")
+        rag = [{s: t[s] for s in RETRIEVAL_STAGES if s in t} for t in data["rag_timings"]]
+        gen = [{"generate": t["generate"]} for t in data["closed_book_timings"]]
+        settings = {"rag_context_tokens": data["rag_context_tokens"],
+                    "prefill_s_per_context_token": data["prefill_s_per_context_token"], **overrides}
+        stages = cls.from_samples(rag, **settings)
+        gen_stage = cls.from_samples(gen, **settings).generate
+        fields = {s: getattr(stages, s) for s in RETRIEVAL_STAGES}
+        return cls(**{**settings, **fields, "generate": overrides.get("generate", gen_stage)})
+
+
 @dataclass(frozen=True)
 class LatencyReport:
     """Simulated end-to-end latencies: ``samples_ms[approach]`` (numpy arrays) and their percentiles.
@@ -329,3 +372,36 @@ def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None
            title="Latency tail (dashed: p95, p99)")
     ax.legend()
     return ax
+
+
+def profile_from_measurements(measured: Mapping[str, Any], **info: Any) -> dict[str, Any]:
+    """The JSON-serialisable profile of :func:`ragft_lib.rag.measure_timings`' output.
+
+    Adds the medians a reader wants first: ``tokens_per_s`` (closed-book generation speed),
+    ``prefill_s_per_context_token`` (median extra one-token time of the RAG prompt per extra
+    prompt token) and ``rag_context_tokens`` (mean). ``info`` (models, machine) is stored as is.
+    """
+    try:
+        rag, closed = list(measured["rag"]), list(measured["closed_book"])
+        ctx = [float(x) for x in measured["context_tokens"]]
+        new = [float(x) for x in measured["new_tokens"]]
+        pre_r = [float(x) for x in measured["prefill_rag_s"]]
+        pre_c = [float(x) for x in measured["prefill_closed_s"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"not the output of measure_timings ({type(exc).__name__}: {exc})") from None
+    if not rag or not (len(rag) == len(closed) == len(ctx) == len(new) == len(pre_r) == len(pre_c)):
+        raise DataError("measure_timings output has empty or unequal lists")
+    per_token = [max(r - c, 0.0) / x for r, c, x in zip(pre_r, pre_c, ctx) if x > 0]
+    decode = [n / max(t["generate"] - c, 1e-6) for t, n, c in zip(closed, new, pre_c)]
+    return {
+        "format": PROFILE_FORMAT,
+        **info,
+        "questions": len(rag),
+        "tokens_per_s": round(statistics.median(decode), 3),
+        "rag_context_tokens": round(statistics.fmean(ctx), 1),
+        "prefill_s_per_context_token": statistics.median(per_token) if per_token else 0.0,
+        "stage_medians_s": {s: statistics.median(float(t[s]) for t in rag) for s in STAGES},
+        "closed_book_generate_median_s": statistics.median(float(t["generate"]) for t in closed),
+        "rag_timings": [dict(t) for t in rag],
+        "closed_book_timings": [dict(t) for t in closed],
+    }

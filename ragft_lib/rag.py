@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Stage names of :attr:`Answer.timings`, in order.
 STAGES = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
 
-#: System message of a RAG prompt: answer from the context only, cite passages by number.
+#: System message of a RAG prompt. It asks for an answer from the context only, citing passages by number.
 RAG_SYSTEM = (
     "You answer questions using only the numbered context passages. "
     "If the passages do not contain the answer, say that you do not know. "
@@ -221,7 +221,7 @@ class AuditLog:
 
 
 def read_audit_log(path: str | os.PathLike) -> list[Answer]:
-    """Answers from an audit log, in order; a malformed line raises :class:`DataError` naming file:line."""
+    """Answers from an audit log, in order; a malformed line raises :class:`~ragft_lib.errors.DataError` naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such audit log")
@@ -238,3 +238,49 @@ def read_audit_log(path: str | os.PathLike) -> list[Answer]:
             ans.metadata.setdefault("time", d.get("time"))
             answers.append(ans)
     return answers
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring stage timings (the input of ragft_lib.latency and `ragft bench`)
+# --------------------------------------------------------------------------------------------
+
+
+def measure_timings(pipeline: RAGPipeline, questions: Sequence[str], *, max_new_tokens: int = 32,
+                    progress: bool = False) -> dict[str, Any]:
+    """Answer each question with RAG and closed-book (the fine-tuned proxy: same model, short
+    prompt) and time everything a latency profile needs.
+
+    Returns ``{"rag": [Answer.timings...], "closed_book": [...], "context_tokens": [...],
+    "new_tokens": [...], "prefill_rag_s": [...], "prefill_closed_s": [...], "answers": [Answer...]}``:
+    ``context_tokens`` is how many more prompt tokens the RAG prompt has; ``new_tokens`` the tokens
+    the closed-book answer generated; ``prefill_*_s`` the time to generate one token from each prompt
+    (the prefill), so the cost of the extra context is measured, not assumed.
+    :func:`ragft_lib.latency.profile_from_measurements` turns this into a profile.
+    """
+    qs = [_check_query(q) for q in questions]
+    if not qs:
+        raise ConfigError("needs at least one question", field="questions")
+    gen = pipeline.generator
+    out: dict[str, Any] = {k: [] for k in ("rag", "closed_book", "context_tokens", "new_tokens", "prefill_rag_s",
+                                           "prefill_closed_s", "answers")}
+    items: Any = qs
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(qs, desc="bench", unit="question")
+    for q in items:
+        a = pipeline.answer(q, max_new_tokens=max_new_tokens)
+        c = closed_book(gen, q, max_new_tokens=max_new_tokens)
+        times = []
+        for prompt in (a.prompt, c.prompt):
+            t = time.perf_counter()
+            gen.generate([prompt], max_new_tokens=1)
+            times.append(time.perf_counter() - t)
+        out["rag"].append(a.timings)
+        out["closed_book"].append(c.timings)
+        out["context_tokens"].append(gen.count_tokens(a.prompt) - gen.count_tokens(c.prompt))
+        out["new_tokens"].append(max(gen.count_tokens(c.text), 1))
+        out["prefill_rag_s"].append(times[0])
+        out["prefill_closed_s"].append(times[1])
+        out["answers"].append(a)
+    return out

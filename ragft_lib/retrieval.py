@@ -4,7 +4,8 @@ The API the book and users' notebooks call:
 
 >>> from ragft_lib.retrieval import Document, Retriever            # doctest: +SKIP
 >>> r = Retriever.from_documents([Document(id="a", text="...", source="a.md")])  # doctest: +SKIP
->>> hits = r.search("question", k=5)    # list[Hit]: .doc_id .chunk_id .text .score .source .start .end
+>>> hits = r.search("question", k=5)  # doctest: +SKIP
+>>> # hits: list[Hit] with .doc_id .chunk_id .text .score .source .start .end
 >>> r.add(docs); r.update(docs); r.delete(["a"])                   # doctest: +SKIP
 >>> r.save("index_dir"); r = Retriever.load("index_dir")          # doctest: +SKIP
 
@@ -19,7 +20,7 @@ What happens underneath
   Re-indexing an unchanged corpus embeds nothing.
 * **Vectors** live in a :class:`~ragft_lib.stores.VectorStore`; the default
   :class:`~ragft_lib.stores.FaissStore` picks flat / HNSW / IVF-PQ by size (``index="auto"``) or
-  takes a name. Deleting from HNSW uses tombstones + rebuild (see :class:`FaissStore`).
+  takes a name. Deleting from HNSW uses tombstones + rebuild (see :class:`~ragft_lib.stores.FaissStore`).
 * **Modes**: ``"dense"`` (cosine similarity), ``"bm25"`` (lexical, `bm25s`, rebuilt lazily after
   changes) and ``"hybrid"`` (reciprocal-rank fusion of both). The default, :data:`DEFAULT_MODE`,
   is the one that measured best in ``benchmarks/bench_retrieval.py`` (see
@@ -62,7 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODES = ("dense", "bm25", "hybrid")
-#: The mode that measured best on the Debian FAQ benchmark (benchmarks/RESULTS.md): dense
+#: The mode that measured best on the Debian FAQ benchmark (see benchmarks/RESULTS.md), dense with
 #: recall@1 0.487 / recall@5 0.821 against hybrid 0.487 / 0.795 and BM25 0.316 / 0.667.
 DEFAULT_MODE = "dense"
 #: Default chunk length in embedder word pieces; capped at the embedder's limit minus its special
@@ -378,8 +379,8 @@ class EmbeddingCache:
 
     >>> import numpy as np, tempfile
     >>> c = EmbeddingCache("test/model", 2, folder=tempfile.mkdtemp())
-    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]
-    [0]
+    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]  # indices not cached
+    [1]
     """
 
     def __init__(self, embedder_name: str, dimension: int, folder: str | os.PathLike | None = None):
@@ -405,7 +406,7 @@ class EmbeddingCache:
     def key(text: str) -> bytes:
         return hashlib.sha256(text.encode("utf-8")).digest()
 
-    def get(self, texts: Sequence[str]) -> tuple[dict[int, "np.ndarray"], list[int]]:
+    def get(self, texts: Sequence[str]) -> tuple[dict[int, np.ndarray], list[int]]:
         """``(found, missing)``: row index -> vector for cached texts, and indices of the rest."""
         import numpy as np
 
@@ -640,7 +641,7 @@ class Retriever:
     @classmethod
     def load(cls, path: str | os.PathLike, *, embedder: "Embedder | None" = None, mode: str | None = None,
              cache: bool | str | os.PathLike = True) -> "Retriever":
-        """Open a folder written by :meth:`save` (see :meth:`FaissStore.load` for the checks)."""
+        """Open a folder written by :meth:`save` (see :meth:`ragft_lib.stores.FaissStore.load` for the checks)."""
         return cls.open(FaissStore.load(path), embedder=embedder, mode=mode, cache=cache)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -760,7 +761,7 @@ class Retriever:
         return out
 
     def add(self, documents: Sequence[Document]) -> None:
-        """Index new documents; an id already indexed raises :class:`DataError` (use :meth:`update`)."""
+        """Index new documents; an id already indexed raises :class:`~ragft_lib.errors.DataError` (use :meth:`update`)."""
         docs = _check_documents(documents, "add()")
         present = [d.id for d in docs if d.id in self._doc_chunks]
         if present:
@@ -784,7 +785,7 @@ class Retriever:
         self._bm25 = None
 
     def update(self, documents: Sequence[Document]) -> None:
-        """Replace indexed documents (same ids) in one store transaction; unknown ids raise :class:`DataError`."""
+        """Replace indexed documents (same ids) in one store transaction; unknown ids raise :class:`~ragft_lib.errors.DataError`."""
         docs = _check_documents(documents, "update()")
         unknown = [d.id for d in docs if d.id not in self._doc_chunks]
         if unknown:

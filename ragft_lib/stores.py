@@ -1,7 +1,9 @@
 """Where a :class:`~ragft_lib.retrieval.Retriever` keeps its vectors: the :class:`VectorStore` protocol.
 
-The protocol is small on purpose so that a real database can implement it (PostgreSQL + pgvector,
-Qdrant, ...); :class:`FaissStore` is the embedded default.
+The protocol is small on purpose so that a real database can implement it:
+:class:`FaissStore` is the embedded default, :class:`~ragft_lib.dbstores.PgVectorStore`
+(PostgreSQL + pgvector) and :class:`~ragft_lib.dbstores.QdrantStore` (``qdrant-client``) keep the
+vectors in a database server (defined in :mod:`ragft_lib.dbstores`, importable from here).
 
 Data model
 ----------
@@ -148,7 +150,7 @@ class VectorStore(Protocol):
 def check_batch(records: Sequence[ChunkRecord], vectors: Any, dimension: int | None) -> "np.ndarray":
     """Validate one ``add`` batch; returns the vectors as C-contiguous float32 ``(n, d)``.
 
-    Raises :class:`ConfigError` on a malformed batch (no partial write can follow).
+    Raises :class:`~ragft_lib.errors.ConfigError` on a malformed batch (no partial write can follow).
     """
     import numpy as np
 
@@ -434,9 +436,16 @@ class FaissStore:
         k = min(k, n)
         params = None
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.params["ef_search"], k))
-            if self._tombstones:
-                params.sel = self._selector
+            # Building a SWIG parameter object costs more than the rest of the Python path: reuse it
+            # while ef and the tombstone selector are unchanged (faiss only reads it).
+            key = (max(self.params["ef_search"], k), id(self._selector) if self._tombstones else None)
+            cached = getattr(self, "_hnsw_params", None)
+            if cached is None or cached[0] != key:
+                params = faiss.SearchParametersHNSW(efSearch=key[0])
+                if self._tombstones:
+                    params.sel = self._selector
+                self._hnsw_params = (key, params, self._selector)  # keeps the selector alive with it
+            params = self._hnsw_params[1]
         elif self.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=self.params["nprobe"])
         with self._lock:
@@ -630,7 +639,7 @@ class FaissStore:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FaissStore":
-        """Read a folder written by :meth:`save`; any damage raises :class:`IndexFormatError` naming the file."""
+        """Read a folder written by :meth:`save`; any damage raises :class:`~ragft_lib.errors.IndexFormatError` naming the file."""
         import faiss
         import numpy as np
 
@@ -706,6 +715,141 @@ class FaissStore:
         return store
 
 
+# --------------------------------------------------------------------------------------------
+# Measuring stores (benchmarks/bench_stores.py and the "Scaling out" chapter)
+# --------------------------------------------------------------------------------------------
+
+
+def embedding_like_vectors(n: int, d: int = 384, *, clusters: int = 2000, latent: int = 32, seed: int = 0,
+                           block: int = 100_000) -> "np.ndarray":
+    """``(n, d)`` float32 unit vectors shaped like sentence embeddings, for index benchmarks.
+
+    Cluster centres (topics) + a spread inside a shared ``latent``-d subspace (within-topic cosine
+    about 0.6, as for MiniLM) + small isotropic noise. Sentence embeddings are neither uniform on
+    the sphere nor full-rank, and uniform random vectors are a worst case for every graph index
+    (recall@10 near 0.06 at the usual settings), so benchmarks use these. Same ``seed`` -> same data.
+
+    >>> x = embedding_like_vectors(5, 8, clusters=2, latent=2)
+    >>> x.shape, bool(abs(float((x * x).sum(1).mean()) - 1) < 1e-5)
+    ((5, 8), True)
+    """
+    import numpy as np
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"must be a non-negative integer, got {n!r}", field="n")
+    if n == 0:
+        return np.empty((0, d), dtype=np.float32)
+    # One generator for both names: the same topic + low-rank model (see clustered_vectors).
+    return clustered_vectors(n, d, clusters=clusters, latent=latent, seed=seed, block=block)
+
+
+def exact_neighbours(vectors: "np.ndarray", queries: "np.ndarray", k: int = 10) -> "np.ndarray":
+    """Row indices of the exact top-``k`` inner-product neighbours of each query (faiss brute force)."""
+    import faiss
+    import numpy as np
+
+    _, idx = faiss.knn(np.ascontiguousarray(queries, np.float32), np.ascontiguousarray(vectors, np.float32),
+                       check_k(k), metric=faiss.METRIC_INNER_PRODUCT)
+    return idx
+
+
+def store_bytes(store: Any) -> int | None:
+    """What a store's vectors + index occupy: faiss in RAM, PostgreSQL on disk (table + TOAST + indexes)."""
+    if isinstance(store, FaissStore):
+        return store.memory_bytes()
+    size = getattr(store, "size_bytes", None)
+    return int(size()["total"]) if callable(size) else None
+
+
+def benchmark_store(store: Any, vectors: "np.ndarray", queries: "np.ndarray", *, k: int = 10,
+                    truth: "np.ndarray | None" = None, name: str | None = None,
+                    search_threads: int | None = 1) -> dict[str, Any]:
+    """Load ``vectors`` into an empty ``store`` and measure it; returns one row of a results table.
+
+    ``build_s``: one :meth:`VectorStore.add` of every vector (for a database: COPY + index build,
+    inside one transaction). ``p50_ms`` / ``p99_ms``: one :meth:`VectorStore.search` per query, one
+    query at a time (what a RAG request does). ``recall``: mean fraction of the exact top-``k``
+    (``truth``, computed with :func:`exact_neighbours` if not given) found. ``bytes`` and
+    ``bytes_per_vector``: :func:`store_bytes`. Chunk ids are ``"v<row>"``.
+
+    faiss builds with all its OpenMP threads and, with ``search_threads=1`` (the default), searches
+    on one: a database backend also answers one query in one process, and on a shared machine an
+    OpenMP parallel region around a single query waits for descheduled threads (tens of ms).
+    """
+    import numpy as np
+
+    k = check_k(k)
+    if store.count():
+        raise StoreError(f"{store!r} already holds {store.count()} chunks: benchmark an empty store")
+    vecs = np.ascontiguousarray(vectors, np.float32)
+    qs = np.ascontiguousarray(queries, np.float32)
+    if truth is None:
+        truth = exact_neighbours(vecs, qs, k)
+    records = [ChunkRecord(f"v{i}", f"v{i}", "", "", 0, 0) for i in range(len(vecs))]
+    t = time.perf_counter()
+    store.add(records, vecs)
+    build = time.perf_counter() - t
+    del records
+    nbytes = store_bytes(store)
+    quality = search_quality(store, qs, truth, k=k, search_threads=search_threads)
+    return {"store": name or type(store).__name__, "n": len(vecs), "build_s": build, **quality, "bytes": nbytes,
+            "bytes_per_vector": (nbytes / len(vecs)) if nbytes and len(vecs) else None}
+
+
+def search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", *, k: int = 10,
+                   search_threads: int | None = 1) -> dict[str, Any]:
+    """p50 / p99 latency of one-query searches and recall@``k`` against ``truth`` (ids ``"v<row>"``).
+
+    ``search_threads``: faiss OpenMP threads while searching (see :func:`benchmark_store`).
+    """
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    if search_threads:
+        faiss.omp_set_num_threads(search_threads)
+    try:
+        return _search_quality(store, queries, truth, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _search_quality(store: Any, queries: "np.ndarray", truth: "np.ndarray", k: int) -> dict[str, Any]:
+    import numpy as np
+
+    k = check_k(k)
+    qs = np.ascontiguousarray(queries, np.float32)
+    if not len(qs):
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "recall": float("nan"), "queries": 0}
+    lat, hits = [], 0
+    for i in range(len(qs)):
+        t = time.perf_counter()
+        res = store.search(qs[i : i + 1], k)[0]
+        lat.append(time.perf_counter() - t)
+        hits += len({int(c[1:]) for c, _ in res} & set(truth[i, :k].tolist()))
+    lat_ms = np.array(lat) * 1e3
+    return {"p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)),
+            "recall": hits / (k * len(qs)), "queries": len(qs)}
+
+
+def footprint(bytes_per_vector: float, sizes: Sequence[int] = (10_000_000, 100_000_000), *,
+              node_gib: float = 256.0, usable: float = 0.7) -> list[dict[str, Any]]:
+    """Extrapolate a measured ``bytes_per_vector`` to corpus sizes: the arithmetic of the chapter.
+
+    For each size: ``gib`` = size x bytes_per_vector / 2**30, and ``nodes``, how many machines of
+    ``node_gib`` GiB are needed when ``usable`` of it may hold the index (the rest is the OS, the
+    query working set, a rebuild's second copy). An HNSW index is only fast in RAM, so a node holds
+    ``node_gib x usable x 2**30 / bytes_per_vector`` vectors; past that, shard.
+
+    >>> [round(r["gib"], 1) for r in footprint(1700, (10_000_000,))]
+    [15.8]
+    """
+    if not bytes_per_vector or bytes_per_vector <= 0:
+        raise ConfigError(f"must be > 0, got {bytes_per_vector!r}", field="bytes_per_vector")
+    per_node = int(node_gib * usable * 2**30 / bytes_per_vector)
+    return [{"vectors": int(n), "gib": n * bytes_per_vector / 2**30, "node_gib": node_gib,
+             "vectors_per_node": per_node, "nodes": max(1, math.ceil(n / per_node))} for n in sizes]
+
+
 def _current_version(root: Path) -> str | None:
     try:
         name = (root / "CURRENT").read_text(encoding="utf-8").strip()
@@ -714,3 +858,142 @@ def _current_version(root: Path) -> str | None:
     if not name.startswith("v-") or "/" in name or "\\" in name:
         return None
     return name
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring index kinds at scale
+# --------------------------------------------------------------------------------------------
+
+
+def clustered_vectors(n: int, d: int = 384, *, clusters: int = 2000, latent: int = 32, seed: int = 0,
+                      block: int = 100_000) -> "np.ndarray":
+    """``n`` embedding-like unit vectors (float32): topic centres + a low-rank spread + small noise.
+
+    Sentence embeddings are neither uniform on the sphere nor full-rank: they sit on a few dozen
+    effective dimensions around topics (within-topic cosine ~0.6 for MiniLM, reproduced here).
+    Uniform random vectors are a worst case for graph indexes and are not what a knowledge base
+    looks like. Use another ``seed`` for held-out queries from the same distribution.
+
+    >>> x = clustered_vectors(5, 8, clusters=2, latent=2)
+    >>> x.shape, x.dtype.name, bool(abs((x * x).sum(1) - 1).max() < 1e-5)
+    ((5, 8), 'float32', True)
+    """
+    import numpy as np
+
+    for name, value in (("n", n), ("d", d), ("clusters", clusters), ("latent", latent), ("block", block)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    basis = rng.normal(size=(latent, d)).astype(np.float32) / np.sqrt(latent)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        x = centres[rng.integers(0, clusters, m)]
+        x += (0.8 / np.sqrt(d)) * rng.normal(size=(m, latent)).astype(np.float32) @ basis
+        x += (0.2 / np.sqrt(d)) * rng.normal(size=(m, d)).astype(np.float32)
+        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+#: Index parameters :func:`benchmark_indexes` uses unless told otherwise (those of
+#: ``benchmarks/bench_retrieval.py``'s 1M run; ``nlist`` is scaled to ~sqrt(n)).
+BENCH_PARAMS: dict[str, dict[str, Any]] = {
+    "flat": {},
+    "hnsw": {"hnsw_m": 32, "ef_construction": 80, "ef_search": 64},
+    "ivf": {"nprobe": 16},
+    "ivfpq": {"nprobe": 16, "pq_m": 48},
+}
+
+
+def benchmark_indexes(
+    sizes: Sequence[int],
+    kinds: Sequence[str] = ("flat", "hnsw", "ivf", "ivfpq"),
+    *,
+    d: int = 384,
+    k: int = 10,
+    n_queries: int = 200,
+    max_size: dict[str, int] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Build each index kind over ``clustered_vectors(n)`` for each ``n`` and measure it.
+
+    One row per (kind, n): ``build_s`` (adding all vectors, training included), ``memory_mib``
+    (:meth:`FaissStore.memory_bytes`), ``p50_ms`` / ``p99_ms`` of ``n_queries`` single-query
+    searches through :meth:`FaissStore.search` (the code path a RAG answer takes), and
+    ``recall_at_k`` against exact search (faiss brute force on the same vectors). ``max_size``
+    skips a kind above a size (e.g. ``{"hnsw": 100_000}``: HNSW builds slowly on few cores).
+    IVF kinds use ``nlist = sqrt(n)`` rounded to a power of two unless ``params`` says otherwise.
+
+    >>> rows = benchmark_indexes([2000], ["flat"], n_queries=20)
+    >>> rows[0]["kind"], rows[0]["n"], rows[0]["recall_at_k"]
+    ('flat', 2000, 1.0)
+    """
+    import faiss
+    import numpy as np
+
+    for kind in kinds:
+        if kind not in INDEX_KINDS or kind == "auto":
+            raise ConfigError(f"must be among {INDEX_KINDS[1:]}, got {kind!r}", field="kinds")
+    k = check_k(k)
+    max_size = dict(max_size or {})
+    chosen = {kind: {**BENCH_PARAMS[kind], **(params or {}).get(kind, {})} for kind in kinds}
+    queries = clustered_vectors(n_queries, d, seed=seed + 1)
+    rows: list[dict[str, Any]] = []
+    plan = [(n, kind) for n in sizes for kind in kinds if n <= max_size.get(kind, n)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        plan = tqdm(plan, desc="indexes", unit="index")
+    data: dict[int, Any] = {}
+    truth: dict[int, Any] = {}
+    for n, kind in plan:
+        if n not in data:
+            data.clear()
+            truth.clear()
+            data[n] = clustered_vectors(int(n), d, seed=seed)
+            truth[n] = faiss.knn(queries, data[n], k, metric=faiss.METRIC_INNER_PRODUCT)[1]
+        xb, gt = data[n], truth[n]
+        p = dict(chosen[kind])
+        if kind in ("ivf", "ivfpq") and "nlist" not in p:
+            p["nlist"] = int(2 ** round(math.log2(math.sqrt(n))))
+        store = FaissStore(kind, **p)
+        records = [ChunkRecord(str(i), str(i), "", "", 0, 0) for i in range(n)]
+        t = time.perf_counter()
+        store.add(records, xb)
+        build = time.perf_counter() - t
+        lat, hits = [], []
+        for i in range(n_queries):
+            t = time.perf_counter()
+            res = store.search(queries[i : i + 1], k)[0]
+            lat.append((time.perf_counter() - t) * 1e3)
+            hits.append({int(c) for c, _ in res})
+        recall = float(np.mean([len(h & set(gt[i].tolist())) / k for i, h in enumerate(hits)]))
+        rows.append({"kind": kind, "n": int(n), "build_s": build, "memory_mib": store.memory_bytes() / 2**20,
+                     "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                     "recall_at_k": round(recall, 4), "k": k, "params": p})
+        store.close()
+    return rows
+
+
+
+# Database stores live in their own module (their clients are imported lazily); re-exported here so
+# that ``from ragft_lib.stores import FaissStore, PgVectorStore, QdrantStore`` works (PEP 562: the
+# lazy lookup avoids a circular import, since ragft_lib.dbstores builds on this module).
+_DB_NAMES = ("PgVectorStore", "QdrantStore", "qdrant_point_id", "redact_url", "PG_META_TABLE")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DB_NAMES:
+        from . import dbstores
+
+        return getattr(dbstores, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ChunkRecord", "VectorStore", "FaissStore", "INDEX_KINDS", "AUTO_FLAT_MAX", "AUTO_HNSW_MAX", "FORMAT_VERSION",
+           "check_batch", "check_k", "embedding_like_vectors", "clustered_vectors", "benchmark_indexes", "BENCH_PARAMS",
+           "exact_neighbours", "store_bytes", "benchmark_store", "search_quality", "footprint", *_DB_NAMES]

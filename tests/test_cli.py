@@ -13,7 +13,7 @@ import pytest
 from ragft_lib.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples").glob("*.*"))
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.*") if p.suffix in (".yaml", ".yml", ".json"))
 EXPECTED = {
     "support_bot_prototype.yaml": "rag",
     "policy_qa_regulated.yaml": "rag",
@@ -35,6 +35,7 @@ def ragft(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_examples_cover_every_verdict_and_are_all_listed() -> None:
+    # EXAMPLES: the scenario files (examples/ also holds training scripts and their README)
     assert {p.name for p in EXAMPLES} == set(EXPECTED)
     assert set(EXPECTED.values()) == {"rag", "fine-tune", "hybrid"}
     assert {p.suffix for p in EXAMPLES} == {".yaml", ".json"}
@@ -109,7 +110,7 @@ def test_cost_flags_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
         (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: invalid float value: 'cheap'"),
         (["cost", "--hosting", "cloud"], "argument --hosting: invalid choice: 'cloud'"),
         (["cost", "--prompt-tokens-per-request", "100"], "instruction_tokens_saved_by_finetuning: must be <="),
-        (["bench"], "invalid choice: 'bench'"),
+        (["benchmark"], "invalid choice: 'benchmark'"),
         ([], "the following arguments are required: command"),
     ],
 )
@@ -118,6 +119,45 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ragft: error: ") and message in lines[0]
+
+
+# -- ragft bench ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--questions", "0"], "--questions"),
+    (["--questions", "100000"], "--questions"),
+    (["--max-new-tokens", "0"], "--max-new-tokens"),
+])
+def test_bench_bad_input_is_one_line_exit_2(args, field, tmp_path, capsys) -> None:
+    assert main(["bench", "--out", str(tmp_path / "p.json"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ragft: error:") and field in err and "\n" not in err
+
+
+def test_bench_out_folder_is_an_error(tmp_path, capsys) -> None:
+    assert main(["bench", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_bench_help_mentions_profile() -> None:
+    r = ragft("bench", "--help")
+    assert r.returncode == 0 and "--questions" in r.stdout and "profile" in r.stdout
+
+
+@pytest.mark.slow
+def test_bench_writes_a_profile_latency_reads(tmp_path, capsys) -> None:
+    from ragft_lib.latency import LatencyProfile, simulate
+
+    out = tmp_path / "profile.json"
+    assert main(["bench", "--questions", "2", "--max-new-tokens", "4", "--out", str(out), "--json",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["profile"] == str(out) and summary["questions"] == 2 and summary["tokens_per_s"] > 0
+    profile = LatencyProfile.from_profile(out)
+    assert len(profile.search.samples_s) == 2 and profile.rag_context_tokens > 100
+    report = simulate(profile, n=1000)
+    assert report.percentiles_ms["rag"]["p50"] >= report.percentiles_ms["fine-tune"]["p50"] * 0.9
 
 
 # --- ragft compare: bad inputs are one line, exit 2 ---------------------------------------------

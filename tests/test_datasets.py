@@ -106,3 +106,32 @@ def test_pydoc_topics_real_corpus():
     assert len(docs) > 50
     assert all(len(d.text) >= 200 and d.source.startswith("pydoc_data/topics/") for d in docs)
     assert len({d.id for d in docs}) == len(docs)
+
+
+def test_extraction_task(world):
+    import json
+
+    from ragft_lib.datasets import (EXTRACTION_ATTRIBUTES, EXTRACTION_SCHEMA, extraction_task,
+                                    few_shot_messages)
+    from ragft_lib.evaluate import json_validity, schema_match
+
+    train = extraction_task(world, "train", n=30, seed=1)
+    test = extraction_task(world, "eval")
+    assert len(train) == 30 and len(test) == 3 * len(world.facts_in("eval"))
+    assert train == extraction_task(world, "train", n=30, seed=1)
+    assert not {e["fact_id"] for e in train} & {e["fact_id"] for e in test}
+    for e in train + test:
+        assert json.loads(e["completion"]) == e["target"]
+        assert e["target"]["attribute"] in EXTRACTION_ATTRIBUTES
+        assert e["target"]["value"] in e["sentence"] and e["target"]["entity"] in e["sentence"]
+        assert e["sentence"] in e["prompt"]
+    assert set(EXTRACTION_SCHEMA["required"]) == {"entity", "attribute", "value"}
+    completions = [e["completion"] for e in test]
+    assert all(json_validity(completions, EXTRACTION_SCHEMA["required"]))
+    assert schema_match(completions, [e["target"] for e in test]) == [1.0] * len(test)
+    msgs = few_shot_messages(train[:2], test[0]["prompt"])
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]
+    with pytest.raises(ConfigError):
+        extraction_task(world, "train", statements=(5,))
+    with pytest.raises(ConfigError):
+        extraction_task(world, "eval", n=10_000)

@@ -65,7 +65,7 @@ def tiny(smol: Generator) -> Generator:
     return _tiny(smol)
 
 
-FAST = LoRAConfig(max_steps=3, batch_size=2, learning_rate=2e-2, progress=False, max_length=96)
+FAST = LoRAConfig(max_steps=3, batch_size=2, learning_rate=2e-2, progress=False, max_length=96, target_modules="auto")
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def test_train_from_jsonl_and_model_folder(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_adapter_round_trip_identical_logits_smollm2(smol, tmp_path):
-    cfg = LoRAConfig(max_steps=2, batch_size=4, learning_rate=1e-3, progress=False)
+    cfg = LoRAConfig(max_steps=2, batch_size=4, learning_rate=1e-3, progress=False, target_modules="auto")
     res = train_lora(smol, FACTS, cfg, output_dir=tmp_path / "smol-adapter")
     assert res.metrics.trainable_params == 921_600
     assert res.metrics.adapter_size_bytes < 0.02 * 4 * smol.num_parameters

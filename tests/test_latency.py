@@ -133,3 +133,46 @@ def test_plots() -> None:
     ax = plot_tail(report, slo_ms=2000)
     assert [line.get_label() for line in ax.get_lines()[:3]] == list(APPROACHES)
     plt.close("all")
+
+
+def _fake_measurements():
+    return {
+        "rag": [{"embed_query": 0.01, "search": 0.001, "fetch_chunks": 0.0001, "build_prompt": 0.002, "generate": 2.0},
+                {"embed_query": 0.02, "search": 0.002, "fetch_chunks": 0.0002, "build_prompt": 0.003, "generate": 2.2}],
+        "closed_book": [{"embed_query": 0.0, "search": 0.0, "fetch_chunks": 0.0, "build_prompt": 0.0001,
+                         "generate": 1.0}] * 2,
+        "context_tokens": [400, 420], "new_tokens": [20, 22],
+        "prefill_rag_s": [0.5, 0.52], "prefill_closed_s": [0.1, 0.1],
+    }
+
+
+def test_profile_round_trip(tmp_path):
+    import json
+
+    from ragft_lib.latency import LatencyProfile, profile_from_measurements
+
+    prof = profile_from_measurements(_fake_measurements(), generator="g")
+    assert prof["generator"] == "g" and prof["rag_context_tokens"] == 410.0
+    assert abs(prof["prefill_s_per_context_token"] - 0.001) < 1e-4
+    assert abs(prof["tokens_per_s"] - 21 / 0.9) < 1.0
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(prof))
+    p = LatencyProfile.from_profile(path)
+    assert p.search.samples_s == (0.001, 0.002) and p.generate.samples_s == (1.0, 1.0)
+    assert abs(p.extra_prefill_s - 0.41) < 0.05
+    assert LatencyProfile.from_profile(prof, finetuned_generate_factor=1.2).finetuned_generate_factor == 1.2
+
+
+def test_profile_errors(tmp_path):
+    from ragft_lib.latency import LatencyProfile, profile_from_measurements
+
+    with pytest.raises(DataError, match="no such latency profile"):
+        LatencyProfile.from_profile(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(DataError, match="not a JSON"):
+        LatencyProfile.from_profile(bad)
+    with pytest.raises(DataError, match="not a ragft latency profile"):
+        LatencyProfile.from_profile({"format": "x"})
+    with pytest.raises(DataError, match="measure_timings"):
+        profile_from_measurements({"rag": []})

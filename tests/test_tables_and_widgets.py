@@ -170,7 +170,7 @@ def test_markdown_without_headings() -> None:
     assert text == re.sub(r"^#{2,3} (.*)$", r"**\1**", rec.to_markdown(), flags=re.M)
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.*")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in EXAMPLES.glob("*.*") if p.suffix in (".json", ".yaml", ".yml")), ids=lambda p: p.name)
 def test_form_round_trips_every_example(path: Path) -> None:
     pytest.importorskip("ipywidgets")
     s = Scenario.from_file(path)
