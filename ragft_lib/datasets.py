@@ -661,6 +661,63 @@ def extraction_task(world: "World", split: str | None = "train", *, n: int | Non
     return rows
 
 
+#: The invented house style of the Ostrevian Registry (style transfer: a form every answer keeps).
+HOUSE_STYLE_GUIDE = (
+    "Answer in the house style of the Ostrevian Registry: start with 'Registry note:', write the "
+    "name the question is about in capital letters, answer in one sentence, and end with ' -- OR.'"
+)
+
+
+def house_style(entity: str, sentence: str) -> str:
+    """``sentence`` rewritten in the Registry's house style (:data:`HOUSE_STYLE_GUIDE`).
+
+    >>> house_style("Brindlemere", "Brindlemere lies on the Ostreva river.")
+    'Registry note: BRINDLEMERE lies on the Ostreva river. -- OR.'
+    """
+    body = sentence.strip().replace(entity, entity.upper())
+    if not body.endswith("."):
+        body += "."
+    return f"Registry note: {body} -- OR."
+
+
+def follows_house_style(answer: str, entity: str) -> bool:
+    """Does ``answer`` keep every rule of :data:`HOUSE_STYLE_GUIDE` for a question about ``entity``?
+
+    >>> follows_house_style("Registry note: BRINDLEMERE lies on the Ostreva river. -- OR.", "Brindlemere")
+    True
+    >>> follows_house_style("Brindlemere lies on the Ostreva river.", "Brindlemere")
+    False
+    """
+    a = answer.strip()
+    return (a.startswith("Registry note: ") and a.endswith(" -- OR.") and entity.upper() in a
+            and a.count(" -- OR.") == 1 and "\n" not in a)
+
+
+def style_task(world: "World", split: str | None = "train", *, n: int | None = None, seed: int = 0) -> list[dict]:
+    """Question -> house-style answer examples built from the world's facts.
+
+    The fact's sentence is given in the prompt, so the task is the *form* of the answer, not the
+    knowledge. Each example has ``prompt``, ``completion`` (:func:`house_style` of the statement),
+    ``entity``, ``answer`` (the fact's answer) and ``fact_id``; one per fact of ``split``,
+    ``n`` drawn (seeded) when given.
+
+    >>> ex = style_task(load_world(), "eval", n=2)
+    >>> ex[0]["completion"].startswith("Registry note: ") and follows_house_style(ex[0]["completion"], ex[0]["entity"])
+    True
+    """
+    rows = [{"prompt": f"Fact: {f.statement}\nQuestion: {f.question}",
+             "completion": house_style(f.entity, f.statement), "entity": f.entity, "answer": f.answer,
+             "fact_id": f.id}
+            for f in world.facts_in(split)]
+    if n is not None:
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
+        if n > len(rows):
+            raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
+        rows = random.Random(seed).sample(rows, n)
+    return rows
+
+
 def few_shot_messages(examples: Sequence[dict], prompt: str) -> list[dict]:
     """A chat with ``examples`` as earlier user/assistant turns, then ``prompt``: in-context
     learning, the alternative to fine-tuning on the same examples."""

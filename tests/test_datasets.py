@@ -135,3 +135,28 @@ def test_extraction_task(world):
         extraction_task(world, "train", statements=(5,))
     with pytest.raises(ConfigError):
         extraction_task(world, "eval", n=10_000)
+
+
+def test_style_task_targets_keep_the_house_style(world):
+    from ragft_lib.datasets import follows_house_style, house_style, style_task
+    from ragft_lib.evaluate import answer_contained
+
+    train = style_task(world, "train", n=20, seed=3)
+    test = style_task(world, "eval")
+    assert len(train) == 20 and len(test) == len(world.facts_in("eval"))
+    assert train == style_task(world, "train", n=20, seed=3)
+    assert not {e["fact_id"] for e in train} & {e["fact_id"] for e in test}
+    for e in train + test:
+        assert follows_house_style(e["completion"], e["entity"])
+        assert answer_contained(e["completion"], e["answer"])
+        assert e["entity"] in e["prompt"] and e["completion"] not in e["prompt"]
+    # each rule is checked on its own
+    good = house_style("Meisdale", "Meisdale was founded in 1712.")
+    assert good == "Registry note: MEISDALE was founded in 1712. -- OR."
+    for bad in (good.replace("Registry note: ", ""), good.replace(" -- OR.", "."), good.replace("MEISDALE", "Meisdale"),
+                good + " -- OR.", good.replace("founded", "founded\n")):
+        assert not follows_house_style(bad, "Meisdale"), bad
+    with pytest.raises(ConfigError):
+        style_task(world, "eval", n=0)
+    with pytest.raises(ConfigError):
+        style_task(world, "eval", n=10_000)
