@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .documents import Document
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -663,8 +663,8 @@ def extraction_task(world: "World", split: str | None = "train", *, n: int | Non
 
 #: The invented house style of the Ostrevian Registry (style transfer: a form every answer keeps).
 HOUSE_STYLE_GUIDE = (
-    "Answer in the house style of the Ostrevian Registry: start with 'Registry note:', write the "
-    "name the question is about in capital letters, answer in one sentence, and end with ' -- OR.'"
+    "Answer in the house style of the Ostrevian Registry: start with 'Registry note:', name what the "
+    "question is about, answer in one sentence on one line, and end with ' -- OR.'"
 )
 
 
@@ -672,9 +672,11 @@ def house_style(entity: str, sentence: str) -> str:
     """``sentence`` rewritten in the Registry's house style (:data:`HOUSE_STYLE_GUIDE`).
 
     >>> house_style("Brindlemere", "Brindlemere lies on the Ostreva river.")
-    'Registry note: BRINDLEMERE lies on the Ostreva river. -- OR.'
+    'Registry note: Brindlemere lies on the Ostreva river. -- OR.'
     """
-    body = sentence.strip().replace(entity, entity.upper())
+    if entity not in sentence:
+        raise DataError(f"the sentence does not name {entity!r}: {sentence!r:.100}")
+    body = sentence.strip()
     if not body.endswith("."):
         body += "."
     return f"Registry note: {body} -- OR."
@@ -683,14 +685,18 @@ def house_style(entity: str, sentence: str) -> str:
 def follows_house_style(answer: str, entity: str) -> bool:
     """Does ``answer`` keep every rule of :data:`HOUSE_STYLE_GUIDE` for a question about ``entity``?
 
-    >>> follows_house_style("Registry note: BRINDLEMERE lies on the Ostreva river. -- OR.", "Brindlemere")
+    >>> follows_house_style("Registry note: Brindlemere lies on the Ostreva river. -- OR.", "Brindlemere")
     True
     >>> follows_house_style("Brindlemere lies on the Ostreva river.", "Brindlemere")
     False
     """
     a = answer.strip()
-    return (a.startswith("Registry note: ") and a.endswith(" -- OR.") and entity.upper() in a
-            and a.count(" -- OR.") == 1 and "\n" not in a)
+    head, tail = "Registry note: ", " -- OR."
+    if not (a.startswith(head) and a.endswith(tail)) or "\n" in a:
+        return False
+    body = a[len(head):-len(tail)].strip()
+    one_sentence = body.endswith((".", "!", "?")) and not any(p in body[:-1] for p in (". ", "! ", "? "))
+    return one_sentence and entity in body and tail not in body
 
 
 def style_task(world: "World", split: str | None = "train", *, n: int | None = None, seed: int = 0) -> list[dict]:

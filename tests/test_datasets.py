@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragft_lib.datasets import GENERAL_QUESTIONS, load_pydoc_topics, load_world
-from ragft_lib.errors import ConfigError
+from ragft_lib.errors import ConfigError, DataError
 from ragft_lib.evaluate import normalise
 
 
@@ -152,10 +152,14 @@ def test_style_task_targets_keep_the_house_style(world):
         assert e["entity"] in e["prompt"] and e["completion"] not in e["prompt"]
     # each rule is checked on its own
     good = house_style("Meisdale", "Meisdale was founded in 1712.")
-    assert good == "Registry note: MEISDALE was founded in 1712. -- OR."
-    for bad in (good.replace("Registry note: ", ""), good.replace(" -- OR.", "."), good.replace("MEISDALE", "Meisdale"),
-                good + " -- OR.", good.replace("founded", "founded\n")):
+    assert good == "Registry note: Meisdale was founded in 1712. -- OR."
+    assert follows_house_style("  " + good + "\n", "Meisdale")
+    for bad in (good.replace("Registry note: ", ""), good.replace(" -- OR.", "."), good.replace("Meisdale", "It"),
+                good + " -- OR.", good.replace("founded", "founded\n"),
+                good.replace("1712.", "1712. It is old.")):
         assert not follows_house_style(bad, "Meisdale"), bad
+    with pytest.raises(DataError):
+        house_style("Meisdale", "Brindlemere lies on the Ostreva.")
     with pytest.raises(ConfigError):
         style_task(world, "eval", n=0)
     with pytest.raises(ConfigError):
