@@ -618,6 +618,17 @@ EXTRACTION_INSTRUCTION = (
 )
 
 
+def _sample(rows: list[dict], n: int | None, seed: int) -> list[dict]:
+    """``n`` of ``rows`` drawn with ``seed`` (all of them when ``n`` is None)."""
+    if n is None:
+        return rows
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
+    if n > len(rows):
+        raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
+    return random.Random(seed).sample(rows, n)
+
+
 def extraction_prompt(sentence: str) -> str:
     """The user message of the extraction task: the instruction, then the sentence."""
     return f"{EXTRACTION_INSTRUCTION}\nSentence: {sentence}"
@@ -652,13 +663,7 @@ def extraction_task(world: "World", split: str | None = "train", *, n: int | Non
             target = {"entity": f.entity, "attribute": f.attribute, "value": f.answer}
             rows.append({"prompt": extraction_prompt(f.statements[i]), "completion": json.dumps(target),
                          "target": target, "sentence": f.statements[i], "fact_id": f.id})
-    if n is not None:
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
-        if n > len(rows):
-            raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
-        rows = random.Random(seed).sample(rows, n)
-    return rows
+    return _sample(rows, n, seed)
 
 
 #: The invented house style of the Ostrevian Registry (style transfer: a form every answer keeps).
@@ -715,13 +720,7 @@ def style_task(world: "World", split: str | None = "train", *, n: int | None = N
              "completion": house_style(f.entity, f.statement), "entity": f.entity, "answer": f.answer,
              "fact_id": f.id}
             for f in world.facts_in(split)]
-    if n is not None:
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
-        if n > len(rows):
-            raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
-        rows = random.Random(seed).sample(rows, n)
-    return rows
+    return _sample(rows, n, seed)
 
 
 def few_shot_messages(examples: Sequence[dict], prompt: str) -> list[dict]:
