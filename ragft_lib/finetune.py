@@ -1053,6 +1053,9 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
     tokens = int(state.num_input_tokens_seen)
     model = trainer.model  # unwrapped (DDP wrapping lives in the accelerator)
     model.eval()
+    if method == "full" and (precision.bf16 or precision.fp16):
+        # Trained on fp32 master weights: serve (and save) in the base's half precision again.
+        model.to(dtype=getattr(torch, precision.model_dtype))
     metrics = TrainMetrics(
         loss_curve=[float(h["loss"]) for h in state.log_history if "loss" in h],
         steps=int(state.global_step), epochs=float(state.epoch or 0.0), wall_time_s=wall, train_tokens=tokens,
