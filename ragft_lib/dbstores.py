@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError, StoreError
-from .stores import ChunkRecord, check_batch, check_k
+from .stores import ChunkRecord, ReplaceStore, check_batch, check_k, check_queries, unique_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -102,10 +102,6 @@ def _positive(field: str, value: Any) -> int:
     return value
 
 
-def _ids_list(ids: Iterable[str] | str) -> list[str]:
-    return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
-
-
 def _fmt_ids(ids: Sequence[str]) -> str:
     return f"{list(ids)[:5]}{' ...' if len(ids) > 5 else ''}"
 
@@ -115,7 +111,7 @@ def _fmt_ids(ids: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class PgVectorStore:
+class PgVectorStore(ReplaceStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a PostgreSQL table with the pgvector extension.
 
     ``url`` is a libpq connection string (``postgresql://user:password@host:5432/db`` or
@@ -334,11 +330,7 @@ class PgVectorStore:
 
         self._check_open()
         k = check_k(k)
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or (self._dim is not None and q.shape[1] != self._dim):
-            raise ConfigError(f"must have shape (n, {self._dim}), got {q.shape}", field="queries")
+        q = check_queries(queries, self._dim)
         if self._dim is None:
             return [[] for _ in range(len(q))]
         ef = max(k, self.params["ef_search"])
@@ -366,20 +358,12 @@ class PgVectorStore:
         return self._run("search", go)
 
     # -- writes --------------------------------------------------------------------------
-    def add(self, records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
-        self.replace((), records, vectors)
-
-    def delete(self, ids: Iterable[str]) -> None:
-        import numpy as np
-
-        self.replace(ids, (), np.zeros((0, self._dim or 0), dtype=np.float32))
-
     def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
         from psycopg.types.json import Jsonb
 
         self._check_open()
         records = list(records)
-        delete_ids = _ids_list(delete_ids)
+        delete_ids = unique_ids(delete_ids)
         vecs = check_batch(records, vectors, self._dim if records else None)
         if not records and not delete_ids:
             return
@@ -443,7 +427,7 @@ def qdrant_point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(QDRANT_NAMESPACE, chunk_id))
 
 
-class QdrantStore:
+class QdrantStore(ReplaceStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a Qdrant collection, through ``qdrant-client``.
 
     ``location`` is a server or cluster URL (``https://...:6333``, with ``api_key``), a local folder
@@ -646,11 +630,7 @@ class QdrantStore:
 
         self._check_open()
         k = check_k(k)
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or (self._dim is not None and q.shape[1] != self._dim):
-            raise ConfigError(f"must have shape (n, {self._dim}), got {q.shape}", field="queries")
+        q = check_queries(queries, self._dim)
         if self._dim is None:
             return [[] for _ in range(len(q))]
         m = self._m
@@ -661,14 +641,6 @@ class QdrantStore:
         return [[(p.payload["chunk_id"], float(p.score)) for p in r.points] for r in res]
 
     # -- writes --------------------------------------------------------------------------
-    def add(self, records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
-        self.replace((), records, vectors)
-
-    def delete(self, ids: Iterable[str]) -> None:
-        import numpy as np
-
-        self.replace(ids, (), np.zeros((0, self._dim or 0), dtype=np.float32))
-
     def _create(self, dim: int) -> None:
         m = self._m
         shards = {k: v for k, v in self._shards.items() if v is not None}
@@ -686,7 +658,7 @@ class QdrantStore:
         self._check_open()
         m = self._m
         records = list(records)
-        delete_ids = _ids_list(delete_ids)
+        delete_ids = unique_ids(delete_ids)
         vecs = check_batch(records, vectors, self._dim if records else None)
         if not records and not delete_ids:
             return

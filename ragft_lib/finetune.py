@@ -964,6 +964,8 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
     else:
         gen = _resolve_base(base, precision.model_dtype, dev)
     tokenized = tokenize_examples(gen, data, config.max_length)
+    # Counted before LoRA layers are injected (below, possibly into gen.model itself).
+    base_num_parameters = None if config.load_in_4bit else gen.num_parameters
 
     from transformers import set_seed
 
@@ -974,9 +976,14 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
             gen.model = model
     else:
         # Never modify the caller's model: peft injects layers in place, full fine-tuning changes weights.
-        model = copy.deepcopy(gen.model)
-        # Full fine-tuning under fp16 autocast needs fp32 weights (the gradient scaler refuses fp16 ones).
-        weights = "float32" if (method == "full" and precision.fp16) else precision.model_dtype
+        # A model loaded here from a name or folder belongs to this call alone: train it in place
+        # rather than holding a second copy of the base weights on the device.
+        model = copy.deepcopy(gen.model) if isinstance(base, Generator) else gen.model
+        # Full fine-tuning keeps fp32 master weights under bf16/fp16 autocast: the gradient scaler
+        # refuses fp16 weights, and pure-bf16 AdamW loses updates smaller than bf16's resolution
+        # (the H100 run in benchmarks/RESULTS_gpu.md trained pure bf16 before this). This is the
+        # 16 bytes per parameter that training_memory() models.
+        weights = "float32" if (method == "full" and (precision.fp16 or precision.bf16)) else precision.model_dtype
         model.to(device=dev, dtype=getattr(torch, weights))
     model.config.use_cache = False
     if method == "lora":
@@ -1031,7 +1038,12 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
     try:
         with _PeakRSS() as rss, _quiet_peft():
             t0 = time.perf_counter()
-            trainer.train()
+            # peft casts each adapted layer's input to the fp32 LoRA weights' dtype and autocast casts
+            # it back: two activation-sized copies per layer for nothing. Off while autocast is on.
+            from peft.helpers import disable_input_dtype_casting
+
+            with disable_input_dtype_casting(model, active=method == "lora" and (args.bf16 or args.fp16)):
+                trainer.train()
             wall = time.perf_counter() - t0
     finally:
         tlog.set_verbosity(level)
@@ -1041,6 +1053,9 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
     tokens = int(state.num_input_tokens_seen)
     model = trainer.model  # unwrapped (DDP wrapping lives in the accelerator)
     model.eval()
+    if method == "full" and (precision.bf16 or precision.fp16):
+        # Trained on fp32 master weights: serve (and save) in the base's half precision again.
+        model.to(dtype=getattr(torch, precision.model_dtype))
     metrics = TrainMetrics(
         loss_curve=[float(h["loss"]) for h in state.log_history if "loss" in h],
         steps=int(state.global_step), epochs=float(state.epoch or 0.0), wall_time_s=wall, train_tokens=tokens,
@@ -1056,7 +1071,7 @@ def _train(base: Generator | str, examples: Any, config: LoRAConfig | None, outp
         meta = {
             "format": _FORMAT_VERSION, "method": method, "base_model": gen.name, "base_model_path": _model_path(gen),
             "base_model_type": getattr(model.config, "model_type", None),
-            "base_num_parameters": None if config.load_in_4bit else gen.num_parameters, "target_modules": targets, "config": config.to_dict(),
+            "base_num_parameters": base_num_parameters, "target_modules": targets, "config": config.to_dict(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if trainer.is_world_process_zero():

@@ -200,6 +200,40 @@ def check_k(k: Any) -> int:
     return k
 
 
+def check_queries(queries: Any, dimension: int | None) -> "np.ndarray":
+    """Query vectors as C-contiguous float32 ``(n, dimension)``; one vector may be 1-D."""
+    import numpy as np
+
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or (dimension is not None and q.shape[1] != dimension):
+        raise ConfigError(f"must have shape (n, {dimension}), got {q.shape}", field="queries")
+    return q
+
+
+def unique_ids(ids: Iterable[str] | str) -> list[str]:
+    """``ids`` as a list without repeats, in first-seen order (one string is one id)."""
+    return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
+
+
+class ReplaceStore:
+    """``add`` and ``delete`` for a store whose one write path is an atomic ``replace``."""
+
+    _dim: int | None
+
+    def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
+        raise NotImplementedError
+
+    def add(self, records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
+        self.replace((), records, vectors)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        import numpy as np
+
+        self.replace(ids, (), np.zeros((0, self._dim or 0), dtype=np.float32))
+
+
 # --------------------------------------------------------------------------------------------
 # Atomic files
 # --------------------------------------------------------------------------------------------
@@ -246,7 +280,7 @@ def _sha256_file(path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class FaissStore:
+class FaissStore(ReplaceStore):
     """The embedded default :class:`VectorStore`: a faiss index in memory, saved to a folder.
 
     ``index`` is one of :data:`INDEX_KINDS`:
@@ -370,21 +404,13 @@ class FaissStore:
         except KeyError as exc:
             raise StoreError(f"unknown chunk id {exc.args[0]!r}") from None
 
-    def add(self, records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
-        self.replace((), records, vectors)
-
-    def delete(self, ids: Iterable[str]) -> None:
-        import numpy as np
-
-        self.replace(ids, (), np.zeros((0, self._dim or 0), dtype=np.float32))
-
     def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
         import numpy as np
 
         self._check_open()
         with self._lock:
             records = list(records)
-            delete_ids = list(dict.fromkeys([delete_ids] if isinstance(delete_ids, str) else delete_ids))
+            delete_ids = unique_ids(delete_ids)
             vecs = check_batch(records, vectors, self._dim if records else None)
             unknown = [i for i in delete_ids if i not in self._ids]
             if unknown:
@@ -425,11 +451,7 @@ class FaissStore:
 
         self._check_open()
         k = check_k(k)
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or (self._dim is not None and q.shape[1] != self._dim):
-            raise ConfigError(f"must have shape (n, {self._dim}), got {q.shape}", field="queries")
+        q = check_queries(queries, self._dim)
         n = len(self._records)
         if self._index is None or n == 0:
             return [[] for _ in range(len(q))]
