@@ -479,7 +479,7 @@ def answer_agreement(answers: Sequence[str]) -> float:
 # Results are cached by content (settings + experiment + library version), so the chapters that
 # show the same experiment share one run.
 
-EXPERIMENTS_VERSION = 1
+EXPERIMENTS_VERSION = 2
 
 #: Approaches of the new-knowledge experiment, in the order of the book's tables.
 APPROACHES_NEW_KNOWLEDGE = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
@@ -490,14 +490,15 @@ JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {
 @dataclass
 class ExperimentSettings:
     """Sizes of the experiments. ``ExperimentSettings.for_model(None)`` = the CPU sizes (SmolLM2-135M,
-    10 facts); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
+    16 facts, 6 epochs: the smallest run in which LoRA measurably learns the facts, see the data
+    requirements chapter); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
     sequences, more epochs)."""
 
     generator: str | None = None
-    n_facts: int = 10
-    epochs: float = 4
+    n_facts: int = 16
+    epochs: float = 6
     learning_rate: float = 1e-3
-    max_length: int = 64
+    max_length: int = 72
     raft_max_length: int = 352
     raft_distractors: int = 1
     k: int = 2
@@ -874,9 +875,12 @@ def consistency(settings: ExperimentSettings | None = None, *, use_cache: bool =
       chunks reversed; the top chunk only; the golden chunk among two random ones); for LoRA alone,
       which has no context to vary, the four phrasings of the question. ``agreement`` is the share
       of the variants giving the most common (normalised) answer.
-    * **Format**: asked to reply with ``{"answer": ...}`` JSON, the share of replies that parse
-      (:func:`parse_json_object`: the whole reply is one JSON object) and have exactly the
-      key ``answer`` with a string value (:func:`json_validity`).
+    * **Format**: every experiment fact's held-out question, asked to reply with
+      ``{"answer": ...}`` JSON: the share of replies that parse (:func:`parse_json_object`: the
+      whole reply is one JSON object), have exactly the key ``answer`` with a string value
+      (:func:`json_validity`), and whose answer is right (``format_accuracy``). Besides RAG,
+      LoRA and the hybrid above, ``format-lora+rag`` is the framework's hybrid: an adapter trained
+      only on the *format* (RAG prompts about *other* facts answered as JSON), facts retrieved.
     """
     s = settings or ExperimentSettings()
     return _cached(s, "consistency", lambda: _consistency(s), use_cache)
@@ -925,31 +929,61 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
                              correct=bool(answer_contained(p, f.answer))))
         # output format
         if name == "lora-aug":
-            fprompts = [g.format_prompt(f.heldout_question, system=JSON_SYSTEM) for f in facts]
+            fprompts = [g.format_prompt(f.heldout_question, system=JSON_SYSTEM) for f in all_facts]
         else:
             pipe = RAGPipeline(retriever, g, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
-            fprompts = [pipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0] for f in facts]
+            fprompts = [pipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0]
+                        for f in all_facts]
         fpreds, sec = _timed(lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
         timings[f"format_{name}_s"] = sec
-        for f, p in zip(facts, fpreds):
+        for f, p in zip(all_facts, fpreds):
             obj = parse_json_object(p)
             rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
                              correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
                              json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
+    # The framework's hybrid: an adapter trained for the *format* only — RAG prompts answered with
+    # {"answer": ...} — on other facts of the world, while the facts themselves are still retrieved.
+    import json
+
+    used = {f.id for f in all_facts}
+    pool = [f for f in lab.world.facts_in("train") if f.id not in used][: len(all_facts)]
+    jpipe = RAGPipeline(retriever, gen, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
+    fmt_examples = []
+    for f in pool:
+        (system, user), _ = jpipe.build_messages(f.question, retriever.search(f.question, s.k))
+        fmt_examples.append({"system": system["content"], "prompt": user["content"],
+                             "completion": json.dumps({"answer": f.answer})})
+    fmt_res = lab.train(fmt_examples, s.raft_max_length)
+    timings["train_format_adapter_s"] = fmt_res.metrics.wall_time_s
+    fg = fmt_res.generator
+    fpipe = RAGPipeline(retriever, fg, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
+    fprompts = [fpipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0]
+                for f in all_facts]
+    fpreds, sec = _timed(lambda: fg.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
+    timings["format_format-lora+rag_s"] = sec
+    for f, p in zip(all_facts, fpreds):
+        obj = parse_json_object(p)
+        rows.append(dict(approach="format-lora+rag", test="format", fact_id=f.id, variant="json", prediction=p,
+                         correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
+                         json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
     frame = pd.DataFrame(rows)
     out = []
     for name, g in frame.groupby("approach", sort=False):
         var = g[g["test"] == "variance"]
+        nan = float("nan")
         agree = var.groupby("fact_id")["prediction"].agg(lambda x: answer_agreement(list(x))).tolist()
         acc_by_fact = var.groupby("fact_id")["correct"].mean().tolist()
         fmt = g[g["test"] == "format"]
-        a, alo, ahi = bootstrap_ci(agree, seed=s.seed)
+        a, alo, ahi = bootstrap_ci(agree, seed=s.seed) if agree else (nan, nan, nan)
         j, jlo, jhi = bootstrap_ci(fmt["json_valid"].astype(float).tolist(), seed=s.seed)
         m, mlo, mhi = bootstrap_ci(fmt["schema_match"].astype(float).tolist(), seed=s.seed)
-        out.append(dict(approach=name, varied="question phrasing" if name == "lora-aug" else "retrieved context",
-                        agreement=a, agreement_lo=alo, agreement_hi=ahi, accuracy_under_variation=sum(acc_by_fact) / len(acc_by_fact),
+        fa, falo, fahi = bootstrap_ci(fmt["correct"].astype(float).tolist(), seed=s.seed)
+        varied = "question phrasing" if name == "lora-aug" else ("retrieved context" if agree else "(not varied)")
+        out.append(dict(approach=name, varied=varied, agreement=a, agreement_lo=alo, agreement_hi=ahi,
+                        accuracy_under_variation=sum(acc_by_fact) / len(acc_by_fact) if acc_by_fact else nan,
                         json_valid=j, json_valid_lo=jlo, json_valid_hi=jhi, schema_match=m, schema_match_lo=mlo,
-                        schema_match_hi=mhi, n_questions=len(agree)))
+                        schema_match_hi=mhi, format_accuracy=fa, format_accuracy_lo=falo, format_accuracy_hi=fahi,
+                        n_questions=len(agree), n_format=len(fmt)))
     summary = pd.DataFrame(out)
     return ExperimentResult("consistency", frame, summary, timings, {}, dataclasses_asdict(s),
                             {"n_questions": len(facts)})

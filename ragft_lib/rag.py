@@ -141,14 +141,18 @@ class RAGPipeline:
                 spent += cost
         return used
 
-    def build_prompt(self, question: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
-        """``(prompt, cited hits)``: the exact templated prompt and the hits it contains, in order."""
+    def build_messages(self, question: str, hits: Sequence[Hit]) -> tuple[list[dict[str, str]], list[Hit]]:
+        """``(messages, cited hits)``: the system and user messages of the prompt, before the chat
+        template (what a training example for this pipeline's prompts holds)."""
         used = self.select_context(hits)
         context = _format_context(used) if used else "(no passages)"
-        prompt = self.generator.format_prompt(
-            [{"role": "system", "content": self.system}, {"role": "user", "content": _user_message(question, context)}]
-        )
-        return prompt, used
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": _user_message(question, context)}], used
+
+    def build_prompt(self, question: str, hits: Sequence[Hit]) -> tuple[str, list[Hit]]:
+        """``(prompt, cited hits)``: the exact templated prompt and the hits it contains, in order."""
+        messages, used = self.build_messages(question, hits)
+        return self.generator.format_prompt(messages), used
 
     def answer(self, question: str, k: int | None = None, *, max_new_tokens: int | None = None) -> Answer:
         """Retrieve ``k`` chunks, build the prompt within the token budget, generate, time every stage."""
