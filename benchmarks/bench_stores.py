@@ -121,22 +121,25 @@ def part_b(fs: FaissStore, xq: np.ndarray, rounds: int = 7) -> None:
 
     for q in qs[:50]:  # warm up
         direct(q), ragft(q)
-    # Interleaved per query, the order alternating, so that other jobs on a shared machine disturb
-    # both paths alike; the figure is the ratio of the per-path medians over every call.
+    # Rounds of blocks: all queries through one path, then all through the other, the order
+    # alternating between rounds so that neither path always follows the other. Not interleaved
+    # per query: a repeated search of the *same* query walks the same graph nodes from a warm CPU
+    # cache (measured: 840 -> 420 us at 20k vectors), so per-query interleaving favours whichever
+    # path runs second. Across a block of 1000 different queries little stays in cache.
     t_d, t_r = [], []
     for rnd in range(rounds):
-        for i, q in enumerate(qs):
-            pair = ((direct, t_d), (ragft, t_r))
-            for fn, acc in (pair if (i + rnd) % 2 == 0 else pair[::-1]):
-                t = time.perf_counter()
+        pair = [(direct, t_d), (ragft, t_r)]
+        for fn, acc in (pair if rnd % 2 == 0 else pair[::-1]):
+            t = time.perf_counter()
+            for q in qs:
                 fn(q)
-                acc.append((time.perf_counter() - t) * 1e6)
+            acc.append((time.perf_counter() - t) / len(qs) * 1e6)
     d, g = statistics.median(t_d), statistics.median(t_r)
     print(f"(b) Retriever.search_vector + fetch on FaissStore(hnsw, ef={ef}) vs faiss index.search + record lookup, "
-          f"same index, {len(qs)} queries x {rounds} rounds interleaved per query, 1 faiss thread:")
-    print(f"    median call: faiss directly {d:7.1f} us | Retriever {g:7.1f} us | overhead {g - d:+.1f} us | "
-          f"ratio {g / d:.3f}x ({'within' if g / d <= 1.05 else 'ABOVE'} the 1.05x target); "
-          f"ratio of totals {sum(t_r) / sum(t_d):.3f}x")
+          f"same index, {len(qs)} queries x {rounds} rounds (blocks, order alternating), 1 faiss thread:")
+    print(f"    median round: faiss directly {d:7.1f} us/query | Retriever {g:7.1f} us/query | overhead {g - d:+.1f} us | "
+          f"ratio {g / d:.3f}x ({'within' if g / d <= 1.05 else 'ABOVE'} the 1.05x target); fastest rounds "
+          f"{min(t_r) / min(t_d):.3f}x")
 
 
 def main() -> None:
