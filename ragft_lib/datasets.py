@@ -666,7 +666,7 @@ def extraction_task(world: "World", split: str | None = "train", *, n: int | Non
     return _sample(rows, n, seed)
 
 
-#: The invented house style of the Ostrevian Registry (style transfer: a form every answer keeps).
+#: The invented house style of the Ostrevian Registry, the form every answer must keep (style transfer).
 HOUSE_STYLE_GUIDE = (
     "Answer in the house style of the Ostrevian Registry: start with 'Registry note:', name what the "
     "question is about, answer in one sentence on one line, and end with ' -- OR.'"
