@@ -267,17 +267,17 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
 
 
 def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figure objects, not pyplot: the report's PNGs must not switch the caller's backend (a
+    # notebook that calls run_compare keeps drawing inline) nor leave figures open.
+    from matplotlib.figure import Figure
 
     from .cost import plot_costs
 
     s = report["approaches"]
     figs = []
     if "accuracy" in s[0]:
-        fig, ax = plt.subplots(figsize=(6.5, 3.2))
+        fig = Figure(figsize=(6.5, 3.2))
+        ax = fig.subplots()
         names = [r["approach"] for r in s]
         acc = [r["accuracy"] for r in s]
         err = [[r["accuracy"] - r["lo"] for r in s], [r["hi"] - r["accuracy"] for r in s]]
@@ -289,8 +289,8 @@ def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "quality.png", dpi=110)
         figs.append("quality.png")
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig = Figure(figsize=(6.5, 3.2))
+    ax = fig.subplots()
     names = [r["approach"] for r in s]
     for i, p in enumerate(("p50", "p95")):
         ax.barh([j + 0.4 * i for j in range(len(names))], [r[f"{p}_ms"] for r in s], height=0.4, label=p)
@@ -302,8 +302,8 @@ def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=110)
     figs.append("latency.png")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
     plot_costs(ci, ax=ax)
     ax.axvline(report["requests_per_day"], color="black", lw=1)
     ax.annotate("your volume", (report["requests_per_day"], ax.get_ylim()[0]), xytext=(4, 10),
@@ -311,7 +311,6 @@ def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "cost.png", dpi=110)
     figs.append("cost.png")
-    plt.close(fig)
     report["figures"] = figs
 
 
