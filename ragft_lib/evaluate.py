@@ -904,6 +904,22 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
     all_chunks = [h for d in lab.world.documents[:40] for h in retriever.chunks_of(d.id)]
     rows = []
     timings: dict[str, float] = {}
+    heldout = [f.heldout_question for f in all_facts]
+
+    def format_test(name: str, g: "Generator", with_context: bool) -> None:
+        """Every experiment fact's held-out question, asked for ``{"answer": ...}`` JSON."""
+        if with_context:
+            fprompts = _rag_prompts(g, retriever, heldout, s.k, s.context_tokens, system=JSON_SYSTEM)[0]
+        else:
+            fprompts = [g.format_prompt(q, system=JSON_SYSTEM) for q in heldout]
+        fpreds, timings[f"format_{name}_s"] = _timed(
+            lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
+        for f, p in zip(all_facts, fpreds):
+            obj = parse_json_object(p)
+            rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
+                             correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
+                             json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
+
     for name, g in (("rag", gen), ("lora-aug+rag", lora), ("lora-aug", lora)):
         prompts, meta = [], []
         for f in facts:
@@ -927,20 +943,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
         for (f, v), p in zip(meta, preds):
             rows.append(dict(approach=name, test="variance", fact_id=f.id, variant=v, prediction=p,
                              correct=bool(answer_contained(p, f.answer))))
-        # output format
-        if name == "lora-aug":
-            fprompts = [g.format_prompt(f.heldout_question, system=JSON_SYSTEM) for f in all_facts]
-        else:
-            pipe = RAGPipeline(retriever, g, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
-            fprompts = [pipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0]
-                        for f in all_facts]
-        fpreds, sec = _timed(lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
-        timings[f"format_{name}_s"] = sec
-        for f, p in zip(all_facts, fpreds):
-            obj = parse_json_object(p)
-            rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
-                             correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
-                             json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
+        format_test(name, g, with_context=name != "lora-aug")
     # The framework's hybrid: an adapter trained for the *format* only — RAG prompts answered with
     # {"answer": ...} — on other facts of the world, while the facts themselves are still retrieved.
     import json
@@ -955,17 +958,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
                              "completion": json.dumps({"answer": f.answer})})
     fmt_res = lab.train(fmt_examples, s.raft_max_length)
     timings["train_format_adapter_s"] = fmt_res.metrics.wall_time_s
-    fg = fmt_res.generator
-    fpipe = RAGPipeline(retriever, fg, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
-    fprompts = [fpipe.build_prompt(f.heldout_question, retriever.search(f.heldout_question, s.k))[0]
-                for f in all_facts]
-    fpreds, sec = _timed(lambda: fg.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
-    timings["format_format-lora+rag_s"] = sec
-    for f, p in zip(all_facts, fpreds):
-        obj = parse_json_object(p)
-        rows.append(dict(approach="format-lora+rag", test="format", fact_id=f.id, variant="json", prediction=p,
-                         correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer)),
-                         json_valid=obj is not None, schema_match=json_validity([p], ["answer"])[0]))
+    format_test("format-lora+rag", fmt_res.generator, with_context=True)
     frame = pd.DataFrame(rows)
     out = []
     for name, g in frame.groupby("approach", sort=False):
