@@ -1,6 +1,6 @@
 # ragft: two commands on a fresh machine.
 #   make book   create .venv, install everything, build the executed HTML book into _build/html
-#   make test   create the same .venv if missing and run the test suite
+#   make test   create the same .venv if missing, build the book if missing, run the test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -24,7 +24,7 @@ export PYTHONUNBUFFERED := 1
 
 help:
 	@echo "make book   - create .venv, install everything, build the executed book into _build/html"
-	@echo "make test   - create .venv if missing and run the test suite"
+	@echo "make test   - create .venv if missing, build the book if missing, run the test suite"
 	@echo "make serve  - serve the built book on http://127.0.0.1:8000 (in-browser Python needs http, not file://)"
 
 venv: $(STAMP)
@@ -65,6 +65,8 @@ book: venv vendor
 	@echo "Book built: open $(CURDIR)/_build/html/index.html (or run 'make serve' for the live pages)."
 
 test: venv
+	@# The browser tests check the built pages: build the book first when there is none yet.
+	@test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python -m pytest
 
 test-fast: venv
