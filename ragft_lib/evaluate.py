@@ -216,7 +216,7 @@ def _question_and_answers(item: Any, i: int) -> tuple[Any, tuple[str, ...]]:
 
 
 def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tokens: int = 32,
-                    batch_size: int = 16, system: str | None = None, metric: Callable[[str, Sequence[str]], bool] = answer_contained,
+                    batch_size: int = 32, system: str | None = None, metric: Callable[[str, Sequence[str]], bool] = answer_contained,
                     progress: bool = False, confidence: float = 0.95, seed: int = 0) -> Accuracy:
     """Ask ``generator`` every question (greedy, batched) and score with ``metric``.
 
@@ -479,7 +479,7 @@ def answer_agreement(answers: Sequence[str]) -> float:
 # Results are cached by content (settings + experiment + library version), so the chapters that
 # show the same experiment share one run.
 
-EXPERIMENTS_VERSION = 2
+EXPERIMENTS_VERSION = 3
 
 #: Approaches of the new-knowledge experiment, in the order of the book's tables.
 APPROACHES_NEW_KNOWLEDGE = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
@@ -501,6 +501,9 @@ class ExperimentSettings:
     max_length: int = 72
     raft_max_length: int = 352
     raft_distractors: int = 1
+    #: Epochs of the two adapters trained on retrieved context (RAFT and the JSON-format adapter),
+    #: whose examples are five times longer than a question pair; ``None``: ``epochs``.
+    context_epochs: float | None = 3
     k: int = 2
     context_tokens: int = 384
     max_new_tokens: int = 32
@@ -512,15 +515,20 @@ class ExperimentSettings:
         if generator is None:
             return cls(**overrides)
         gpu = dict(generator=generator, n_facts=100, epochs=4, learning_rate=2e-4, max_length=128,
-                   raft_max_length=768, raft_distractors=3, k=4, context_tokens=1024, max_new_tokens=32,
-                   n_consistency=30)
+                   raft_max_length=768, raft_distractors=3, context_epochs=None, k=4, context_tokens=1024,
+                   max_new_tokens=32, n_consistency=30)
         gpu.update(overrides)
         return cls(**gpu)
 
-    def lora_config(self, max_length: int | None = None) -> Any:
+    def lora_config(self, max_length: int | None = None, *, context: bool = False) -> Any:
+        """The experiments' :class:`~ragft_lib.finetune.LoRAConfig` (``context=True``: for the adapters
+        trained on retrieved context, with ``context_epochs`` and ``raft_max_length``)."""
         from .finetune import LoRAConfig
 
-        return LoRAConfig(target_modules="all", epochs=self.epochs, learning_rate=self.learning_rate,
+        epochs = self.context_epochs if context and self.context_epochs is not None else self.epochs
+        if context:
+            max_length = max_length or self.raft_max_length
+        return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=self.learning_rate,
                           max_length=max_length or self.max_length, batch_size=8, seed=self.seed, progress=False)
 
     def key(self, experiment: str) -> str:
@@ -633,10 +641,11 @@ class Lab:
         keep |= {f.id for f in [f for f in train if f.id not in changed][: n - len(keep)]}
         return [f for f in train if f.id in keep]
 
-    def train(self, examples: Sequence[Any], max_length: int | None = None) -> Any:
+    def train(self, examples: Sequence[Any], *, context: bool = False) -> Any:
+        """``train_or_load`` with the settings' LoRA config (see :meth:`ExperimentSettings.lora_config`)."""
         from .finetune import train_or_load
 
-        return train_or_load(self.generator, examples, self.settings.lora_config(max_length))
+        return train_or_load(self.generator, examples, self.settings.lora_config(context=context))
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -748,8 +757,8 @@ def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> Experi
     count = gen.count_tokens
     adapters: dict[str, Any] = {}
 
-    def train(name: str, examples: Sequence[Any], max_length: int | None = None) -> Any:
-        res = lab.train(examples, max_length)
+    def train(name: str, examples: Sequence[Any], context: bool = False) -> Any:
+        res = lab.train(examples, context=context)
         adapters[name] = res
         timings[f"train_{name}_s"] = res.metrics.wall_time_s
         costs[f"train_{name}"] = dict(steps=res.metrics.steps, examples=len(examples),
@@ -758,7 +767,7 @@ def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> Experi
         return res.generator
 
     def chat(g: "Generator", qs: Sequence[str]) -> tuple[list[str], float]:
-        return _timed(lambda: g.chat_batch(list(qs), max_new_tokens=s.max_new_tokens, batch_size=8))
+        return _timed(lambda: g.chat_batch(list(qs), max_new_tokens=s.max_new_tokens))
 
     for approach in approaches:
         if approach == "closed-book":
@@ -769,7 +778,7 @@ def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> Experi
             if approach == "lora-aug+rag":
                 g = adapters["lora-aug"].generator if "lora-aug" in adapters else train("lora-aug", fact_examples(facts, paraphrases=3))
             prompts, cited, rsec = _rag_prompts(g, retriever, questions, s.k, s.context_tokens)
-            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8))
+            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens))
             rows += _rows(approach, facts, questions, golds, preds, sec + sum(rsec), [count(p) for p in prompts], cited)
         elif approach in ("lora", "lora-aug"):
             g = train(approach, fact_examples(facts, paraphrases=1 if approach == "lora" else 3))
@@ -778,9 +787,9 @@ def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> Experi
         elif approach == "raft+rag":
             pairs = world.pairs(facts=facts, paraphrases=1)
             ex = raft_examples(pairs, world.documents, distractors=s.raft_distractors, seed=s.seed)
-            g = train("raft", ex, s.raft_max_length)
+            g = train("raft", ex, context=True)
             prompts, cited = _raft_prompts(g, retriever, questions, s.k)
-            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=max(s.max_new_tokens, 64), batch_size=8))
+            preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=max(s.max_new_tokens, 64)))
             rows += _rows(approach, facts, questions, golds, preds, sec, [count(p) for p in prompts], cited)
         else:
             raise ConfigError(f"unknown approach {approach!r}; choose from {APPROACHES_NEW_KNOWLEDGE}", field="approaches")
@@ -838,7 +847,7 @@ def _freshness(s: ExperimentSettings) -> ExperimentResult:
 
     def rag_answer(g: "Generator", retriever: Any) -> list[str]:
         prompts, _, _ = _rag_prompts(g, retriever, questions, s.k, s.context_tokens)
-        return g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8)
+        return g.generate(prompts, max_new_tokens=s.max_new_tokens)
 
     retriever, timings["index_build_s"] = _timed(lambda: lab.retriever(world.documents))
     old = lab.train(fact_examples(facts, paraphrases=3))
@@ -913,7 +922,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
         else:
             fprompts = [g.format_prompt(q, system=JSON_SYSTEM) for q in heldout]
         fpreds, timings[f"format_{name}_s"] = _timed(
-            lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16, batch_size=8))
+            lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16))
         for f, p in zip(all_facts, fpreds):
             obj = parse_json_object(p)
             rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
@@ -938,7 +947,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
             for vname, ctx in variants.items():
                 prompts.append(pipe.build_prompt(q, ctx)[0])
                 meta.append((f, vname))
-        preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens, batch_size=8))
+        preds, sec = _timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens))
         timings[f"variance_{name}_s"] = sec
         for (f, v), p in zip(meta, preds):
             rows.append(dict(approach=name, test="variance", fact_id=f.id, variant=v, prediction=p,
@@ -956,7 +965,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
         (system, user), _ = jpipe.build_messages(f.question, retriever.search(f.question, s.k))
         fmt_examples.append({"system": system["content"], "prompt": user["content"],
                              "completion": json.dumps({"answer": f.answer})})
-    fmt_res = lab.train(fmt_examples, s.raft_max_length)
+    fmt_res = lab.train(fmt_examples, context=True)
     timings["train_format_adapter_s"] = fmt_res.metrics.wall_time_s
     format_test("format-lora+rag", fmt_res.generator, with_context=True)
     frame = pd.DataFrame(rows)

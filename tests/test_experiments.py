@@ -14,7 +14,19 @@ def test_settings_scale_with_one_model_id():
     assert cpu.key("a") != cpu.key("b") and cpu.key("a") == ExperimentSettings().key("a")
 
 
-TINY = dict(n_facts=4, epochs=1, max_length=64, raft_max_length=352, n_consistency=2, max_new_tokens=16)
+def test_context_adapters_get_their_own_epochs_and_length():
+    cpu = ExperimentSettings.for_model(None)
+    plain, ctx = cpu.lora_config(), cpu.lora_config(context=True)
+    assert (plain.epochs, plain.max_length) == (cpu.epochs, cpu.max_length)
+    assert (ctx.epochs, ctx.max_length) == (cpu.context_epochs, cpu.raft_max_length)
+    assert ctx.epochs < plain.epochs  # on a CPU the long-context adapters train fewer epochs
+    gpu = ExperimentSettings.for_model("Qwen/Qwen2.5-1.5B-Instruct")
+    assert gpu.lora_config(context=True).epochs == gpu.epochs  # None: the same epochs as the rest
+    assert ExperimentSettings(context_epochs=None).lora_config(context=True).epochs == ExperimentSettings().epochs
+
+
+TINY = dict(n_facts=4, epochs=1, max_length=64, raft_max_length=352, n_consistency=2, max_new_tokens=16,
+            context_epochs=1)
 
 
 @pytest.fixture()

@@ -110,3 +110,22 @@ def test_embedder_unit_vectors_and_similarity(embedder):
     assert embedder.encode([]).shape == (0, 384)
     with pytest.raises(ConfigError, match="texts"):
         embedder.encode("a single string")
+
+
+def test_length_batches_group_similar_lengths_and_cap_the_size():
+    from ragft_lib.models import length_batches
+
+    assert length_batches([40, 300, 41, 310, 42], batch_size=32) == [[0, 2, 4], [1, 3]]
+    assert [len(b) for b in length_batches([5] * 70, batch_size=32)] == [32, 32, 6]
+    assert length_batches([], batch_size=8) == []
+    every = sorted(i for b in length_batches([7, 3, 90, 12, 400, 3], batch_size=2) for i in b)
+    assert every == list(range(6))  # every prompt once
+
+
+@pytest.mark.slow
+def test_generation_regrouped_by_length_keeps_input_order(generator):
+    long_q = "Read this carefully. " * 30 + "What is the capital of France?"
+    qs = ["Name a primary color.", long_q, "What is 2 + 2?"]
+    batch = generator.chat_batch(qs, max_new_tokens=6)
+    single = [generator.chat(q, max_new_tokens=6) for q in qs]
+    assert batch == single  # the long prompt gets a batch of its own; answers come back in input order
