@@ -812,8 +812,8 @@ def freshness(settings: ExperimentSettings | None = None, *, use_cache: bool = T
     Both systems start from the old world: RAG over the old documents, and the paraphrase-augmented
     LoRA of experiment 1 (the same adapter, reused from the cache). At time 0 the update batch
     arrives. RAG re-indexes the changed documents (``Retriever.update``);
-    LoRA is retrained from the base on the updated facts. Every question phrasing of the changed
-    facts is asked before and after; ``frame`` holds the timeline (approach, ``t_s``, accuracy on
+    LoRA is retrained from the base on the updated facts. Two phrasings of every changed fact, one
+    trained on and the held-out one, are asked before and after; ``frame`` holds the timeline (approach, ``t_s``, accuracy on
     the new value, share still giving the old value) and ``extra["answers"]`` every answer.
     """
     s = settings or ExperimentSettings()
@@ -831,7 +831,7 @@ def _freshness(s: ExperimentSettings) -> ExperimentResult:
     new_world = world.apply_update()
     changed = [f for f in facts if f.id in world.update.fact_ids]
     new_facts = [new_world.fact(f.id) for f in facts]
-    qs = [(f, q, new_world.fact(f.id).answer, f.answer) for f in changed for q in f.questions]
+    qs = [(f, q, new_world.fact(f.id).answer, f.answer) for f in changed for q in (f.questions[0], f.heldout_question)]
     questions = [q for _, q, _, _ in qs]
     timings: dict[str, float] = {}
     answers: list[dict[str, Any]] = []

@@ -51,6 +51,9 @@ def test_freshness_tiny(tiny):
     t = res.timings
     assert t["retrain_s"] > t["index_update_s"] > 0
     assert set(res.frame["approach"]) == {"rag", "lora", "lora+rag (old adapter)"}
+    assert res.extra["questions"] == 2 * res.extra["changed_facts"] > 0  # one trained, one held-out phrasing
+    asked = {a["question"] for a in res.extra["answers"]}
+    assert len(asked) == res.extra["questions"]
 
 
 @pytest.mark.slow
