@@ -232,15 +232,55 @@ def answer_accuracy(generator: "Generator", pairs: Sequence[Any], *, max_new_tok
     items = [_question_and_answers(p, i) for i, p in enumerate(pairs)]
     if not items:
         raise DataError("answer_accuracy got no pairs to score")
-    questions = [q for q, _ in items]
-    preds = generator.chat_batch(questions, max_new_tokens=max_new_tokens, system=system,
+    return _score_sets(generator, {"": items}, max_new_tokens=max_new_tokens, batch_size=batch_size, system=system,
+                       metric=metric, progress=progress, confidence=confidence, seed=seed)[""]
+
+
+def answer_accuracies(generator: "Generator", sets: Mapping[str, Sequence[Any]], *, max_new_tokens: int = 32,
+                      batch_size: int = 32, system: str | None = None,
+                      metric: Callable[[str, Sequence[str]], bool] = answer_contained, progress: bool = False,
+                      confidence: float = 0.95, seed: int = 0) -> dict[str, Accuracy]:
+    """:func:`answer_accuracy` for several named question sets, generated in **one** batched call.
+
+    Same inputs and scoring as :func:`answer_accuracy`; the sets share batches, so three sets of
+    a dozen questions cost about what one set of three dozen does (not three partly empty
+    batches, each decoding ``max_new_tokens`` steps).
+
+    >>> accs = answer_accuracies(gen, {"trained": trained, "general": GENERAL_QUESTIONS})  # doctest: +SKIP
+    >>> {k: round(float(v), 2) for k, v in accs.items()}                                    # doctest: +SKIP
+    {'trained': 0.62, 'general': 0.5}
+    """
+    if not sets:
+        raise DataError("answer_accuracies got no question sets")
+    items: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
+    for name, pairs in sets.items():
+        try:
+            items[name] = [_question_and_answers(p, i) for i, p in enumerate(pairs)]
+        except DataError as e:
+            raise DataError(f"set {name!r}, {e}") from None
+        if not items[name]:
+            raise DataError(f"set {name!r}: no pairs to score")
+    return _score_sets(generator, items, max_new_tokens=max_new_tokens, batch_size=batch_size, system=system,
+                       metric=metric, progress=progress, confidence=confidence, seed=seed)
+
+
+def _score_sets(generator: "Generator", items: Mapping[str, Sequence[tuple[Any, tuple[str, ...]]]], *,
+                max_new_tokens: int, batch_size: int, system: str | None, metric: Callable[[str, Sequence[str]], bool],
+                progress: bool, confidence: float, seed: int) -> dict[str, Accuracy]:
+    flat = [q for its in items.values() for q, _ in its]
+    preds = generator.chat_batch(flat, max_new_tokens=max_new_tokens, system=system,
                                  batch_size=batch_size, progress=progress)
-    correct = [bool(metric(p, a)) for p, (_, a) in zip(preds, items)]
-    acc = sum(correct) / len(correct)
-    _, *ci = bootstrap_ci([float(c) for c in correct], confidence=confidence, seed=seed)
-    return Accuracy(accuracy=acc, ci=tuple(ci), n=len(correct),
-                    questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q in questions],
-                    answers=[a for _, a in items], predictions=preds, correct=correct)
+    out: dict[str, Accuracy] = {}
+    start = 0
+    for name, its in items.items():
+        p = preds[start : start + len(its)]
+        start += len(its)
+        correct = [bool(metric(x, a)) for x, (_, a) in zip(p, its)]
+        _, *ci = bootstrap_ci([float(c) for c in correct], confidence=confidence, seed=seed)
+        out[name] = Accuracy(accuracy=sum(correct) / len(correct), ci=tuple(ci), n=len(correct),
+                             questions=[q if isinstance(q, str) else str(q[-1].get("content", q)) for q, _ in its],
+                             answers=[a for _, a in its], predictions=p, correct=correct)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,20 +530,22 @@ JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {
 @dataclass
 class ExperimentSettings:
     """Sizes of the experiments. ``ExperimentSettings.for_model(None)`` = the CPU sizes (SmolLM2-135M,
-    16 facts, 6 epochs: the smallest run in which LoRA measurably learns the facts, see the data
-    requirements chapter); ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer
-    sequences, more epochs)."""
+    16 facts, 3 epochs at learning rate 3e-3: on those 16 facts the adapter on three phrasings per
+    fact reached the same held-out accuracy, 0.625, as 6 epochs at 1e-3 (and 4 at 2e-3) in a
+    third of the training time; see the data requirements chapter);
+    ``for_model("Qwen/Qwen2.5-1.5B-Instruct")`` = the GPU sizes (100 facts, longer sequences,
+    learning rate 2e-4)."""
 
     generator: str | None = None
     n_facts: int = 16
-    epochs: float = 6
-    learning_rate: float = 1e-3
+    epochs: float = 3
+    learning_rate: float = 3e-3
     max_length: int = 72
     raft_max_length: int = 352
     raft_distractors: int = 1
     #: Epochs of the two adapters trained on retrieved context (RAFT and the JSON-format adapter),
     #: whose examples are five times longer than a question pair; ``None``: ``epochs``.
-    context_epochs: float | None = 3
+    context_epochs: float | None = 2
     k: int = 2
     context_tokens: int = 384
     max_new_tokens: int = 32

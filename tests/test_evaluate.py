@@ -215,3 +215,22 @@ def test_multiple_choice_prefers_the_contextual_answer(generator):
     q = "Who is the mayor of Meisdale?"
     opts = ["Pos Davro", "Thindrem Thountuszoum", "Souv Sathkrithbro"]
     assert multiple_choice(generator, q, opts, context=ctx) == 1
+
+
+def test_answer_accuracies_share_one_generation_call():
+    from ragft_lib.evaluate import answer_accuracies
+
+    gen = EchoGenerator({"Q1?": "It is the Ostreva.", "Q2?": "Seven.", "Q3?": "no idea"})
+    accs = answer_accuracies(gen, {"a": [("Q1?", "Ostreva"), ("Q2?", "seven")], "b": [("Q3?", "x")]},
+                             max_new_tokens=5)
+    assert gen.calls == [(3, 5, 32)]  # both sets in one batched call
+    assert list(accs) == ["a", "b"] and accs["a"].accuracy == 1.0 and accs["b"].accuracy == 0.0
+    assert accs["a"].predictions == ["It is the Ostreva.", "Seven."] and accs["b"].questions == ["Q3?"]
+    single = answer_accuracy(gen, [("Q1?", "Ostreva"), ("Q2?", "seven")])
+    assert (single.accuracy, single.ci, single.correct) == (accs["a"].accuracy, accs["a"].ci, accs["a"].correct)
+    with pytest.raises(DataError, match="set 'b', pair 0: expected"):
+        answer_accuracies(gen, {"a": [("Q1?", "x")], "b": [42]})
+    with pytest.raises(DataError, match="set 'b': no pairs"):
+        answer_accuracies(gen, {"a": [("Q1?", "x")], "b": []})
+    with pytest.raises(DataError, match="no question sets"):
+        answer_accuracies(gen, {})
