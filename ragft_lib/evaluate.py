@@ -562,16 +562,18 @@ class ExperimentSettings:
         gpu.update(overrides)
         return cls(**gpu)
 
-    def lora_config(self, max_length: int | None = None, *, context: bool = False) -> Any:
+    def lora_config(self, *, context: bool = False) -> Any:
         """The experiments' :class:`~ragft_lib.finetune.LoRAConfig` (``context=True``: for the adapters
         trained on retrieved context, with ``context_epochs`` and ``raft_max_length``)."""
         from .finetune import LoRAConfig
 
-        epochs = self.context_epochs if context and self.context_epochs is not None else self.epochs
         if context:
-            max_length = max_length or self.raft_max_length
+            epochs = self.epochs if self.context_epochs is None else self.context_epochs
+            max_length = self.raft_max_length
+        else:
+            epochs, max_length = self.epochs, self.max_length
         return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=self.learning_rate,
-                          max_length=max_length or self.max_length, batch_size=8, seed=self.seed, progress=False)
+                          max_length=max_length, batch_size=8, seed=self.seed, progress=False)
 
     def key(self, experiment: str) -> str:
         import hashlib
@@ -855,8 +857,9 @@ def freshness(settings: ExperimentSettings | None = None, *, use_cache: bool = T
     LoRA of experiment 1 (the same adapter, reused from the cache). At time 0 the update batch
     arrives. RAG re-indexes the changed documents (``Retriever.update``);
     LoRA is retrained from the base on the updated facts. Two phrasings of every changed fact, one
-    trained on and the held-out one, are asked before and after; ``frame`` holds the timeline (approach, ``t_s``, accuracy on
-    the new value, share still giving the old value) and ``extra["answers"]`` every answer.
+    trained on and the held-out one, are asked before and after; ``frame`` holds the timeline
+    (approach, ``t_s``, accuracy on the new value, share still giving the old value) and
+    ``extra["answers"]`` every answer.
     """
     s = settings or ExperimentSettings()
     return _cached(s, "freshness", lambda: _freshness(s), use_cache)
