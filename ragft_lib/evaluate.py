@@ -44,12 +44,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
     from .models import Generator
 
 __all__ = [
-    "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "METRICS", "score_answers",
+    "normalise", "exact_match", "token_f1", "answer_contained", "bootstrap_ci", "wilson_ci", "verdict",
+    "PairedComparison", "paired_compare", "paired_bootstrap_ci", "ratio_ci", "METRICS", "score_answers",
     "cited_markers", "cited_span", "citation_support", "citation_precision",
     "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
     "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
@@ -103,10 +105,78 @@ def token_f1(prediction: str, gold: str | Iterable[str]) -> float:
     return best
 
 
-def answer_contained(prediction: str, gold: str | Iterable[str]) -> bool:
-    """A normalised gold answer appears in the normalised prediction as whole words."""
+def _echo_only(prediction: str, question: str) -> bool:
+    """Every word of the normalised prediction also occurs in the normalised question."""
+    words = normalise(prediction).split()
+    return bool(words) and set(words) <= set(normalise(question).split())
+
+
+def _loose(text: str) -> str:
+    """Lower case and collapsed whitespace only: punctuation such as ``__`` in ``__len__`` kept."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def answer_contained(prediction: str, gold: str | Iterable[str], question: str | None = None) -> bool:
+    """A normalised gold answer appears in the normalised prediction as whole words.
+
+    With ``question`` the scoring is strict about echoes: an answer whose words all come from the
+    question scores 0, and when a gold answer is itself in the question after normalisation (the
+    gold ``__len__`` normalises to ``len``, which ``"What does len() call?"`` contains) the gold
+    must appear in the prediction with its punctuation (case-insensitive, at word boundaries).
+
+    >>> answer_contained("The 48,200 people", "48200")
+    True
+    >>> answer_contained("It calls len().", "__len__", question="What does len() call?")
+    False
+    >>> answer_contained("It calls __len__.", "__len__", question="What does len() call?")
+    True
+    >>> answer_contained("Ostreva", "Ostreva", question="Is the river the Ostreva?")
+    False
+    """
+    if not isinstance(prediction, str):
+        raise ConfigError(f"must be a string, got {type(prediction).__name__} {prediction!r:.60}", field="prediction")
     p = f" {normalise(prediction)} "
-    return any((g := normalise(x)) and f" {g} " in p for x in _golds(gold))
+    if question is None:
+        return any((g := normalise(x)) and f" {g} " in p for x in _golds(gold))
+    if not isinstance(question, str):
+        raise ConfigError(f"must be a string, got {type(question).__name__}", field="question")
+    if _echo_only(prediction, question):
+        return False
+    q = f" {normalise(question)} "
+    for x in _golds(gold):
+        g = normalise(x)
+        if not g or f" {g} " not in p:
+            continue
+        if f" {g} " not in q:
+            return True
+        raw = re.escape(_loose(x))
+        if re.search(rf"(?<![\w]){raw}(?![\w])", _loose(prediction)):
+            return True
+    return False
+
+
+def _numbers(values: Any, name: str = "values") -> "np.ndarray":
+    """``values`` as a 1-d float array, or :class:`DataError` naming the first bad item."""
+    import numpy as np
+
+    if isinstance(values, (str, bytes)):
+        raise DataError(f"{name}: expected a sequence of numbers, got a string {values!r:.60}")
+    items = list(values)
+    if not items:
+        raise DataError(f"{name}: expected a non-empty sequence of numbers, got none")
+    for i, v in enumerate(items):
+        if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating))):
+            if v != v:
+                raise DataError(f"{name}[{i}]: is NaN; drop or score that item before computing an interval")
+            continue
+        raise DataError(f"{name}[{i}]: expected a number, got {type(v).__name__} {v!r:.60}")
+    return np.asarray(items, dtype=float)
+
+
+def _check_confidence(confidence: Any) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ConfigError(f"must be a number in (0, 1), got {confidence!r}", field="confidence")
+    return float(confidence)
 
 
 def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_resamples: int = 2000,
@@ -114,19 +184,23 @@ def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_resampl
     """``(estimate, low, high)``: ``statistic`` of ``values`` (default: the mean) and its percentile
     bootstrap interval.
 
+    For a share of 0/1 outcomes prefer :func:`wilson_ci`: at 0 % or 100 % the bootstrap interval
+    collapses to a point ("100 % (95 % CI from 100 %)"), the Wilson interval does not.
+
     >>> mean, lo, hi = bootstrap_ci([1, 0, 1, 1, 0, 1, 1, 1])
     >>> 0.3 < lo < mean == 0.75 < hi <= 1.0
     True
+    >>> bootstrap_ci(["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.DataError: values[0]: expected a number, got str 'a'
     """
     import numpy as np
 
-    if not 0 < confidence < 1:
-        raise ConfigError(f"must be in (0, 1), got {confidence!r}", field="confidence")
-    if n_resamples < 1:
-        raise ConfigError(f"must be >= 1, got {n_resamples!r}", field="n_resamples")
-    x = np.asarray(values, dtype=float)
-    if x.ndim != 1 or x.size == 0:
-        raise DataError(f"bootstrap_ci needs a non-empty 1-d sequence of numbers, got shape {x.shape}")
+    confidence = _check_confidence(confidence)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ConfigError(f"must be an integer >= 1, got {n_resamples!r}", field="n_resamples")
+    x = _numbers(values)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(n_resamples, x.size))
     if statistic is None:
@@ -138,6 +212,171 @@ def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_resampl
     return estimate, float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
 
+def _binary(values: Any, name: str) -> list[bool]:
+    x = _numbers(values, name)
+    bad = [i for i, v in enumerate(x) if v not in (0.0, 1.0)]
+    if bad:
+        raise DataError(f"{name}[{bad[0]}]: expected 0/1 or True/False (one outcome per question), got {x[bad[0]]!r}")
+    return [bool(v) for v in x]
+
+
+def wilson_ci(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(share, low, high)``: the share of 1s among 0/1 outcomes with its Wilson score interval.
+
+    Uses :meth:`scipy.stats.binomtest`'s ``proportion_ci(method="wilson")``. Unlike the percentile
+    bootstrap it does not collapse at 0 % or 100 %: 60 of 60 correct gives a lower bound of 94 %.
+
+    >>> share, lo, hi = wilson_ci([1] * 60)
+    >>> share, round(lo, 3), hi
+    (1.0, 0.94, 1.0)
+    """
+    from scipy.stats import binomtest
+
+    confidence = _check_confidence(confidence)
+    x = _binary(values, "values")
+    k, n = sum(x), len(x)
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return k / n, float(ci.low), float(ci.high)
+
+
+def verdict(low: float, high: float) -> str:
+    """The book's word for a 95 % interval of a difference oriented so that > 0 supports a claim.
+
+    >>> verdict(0.02, 0.30), verdict(-0.1, 0.2), verdict(-0.3, -0.05)
+    ('supported', 'not distinguishable', 'contradicted')
+    """
+    if low > 0:
+        return "supported"
+    if high < 0:
+        return "contradicted"
+    return "not distinguishable"
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two systems scored on the **same** questions: the difference of their accuracies, its 95 %
+    interval (Newcombe's score interval for paired proportions) and the exact McNemar p-value.
+
+    ``difference = value_a - value_b``; ``both``, ``only_a``, ``only_b``, ``neither`` count the
+    questions each got right. ``beats`` is ``True`` only when the interval excludes 0 on the
+    positive side. Build one with :func:`paired_compare`.
+    """
+
+    a: str
+    b: str
+    n: int
+    value_a: float
+    value_b: float
+    difference: float
+    ci: tuple[float, float]
+    p_value: float
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+    confidence: float = 0.95
+    test: str = "exact McNemar; Newcombe paired score CI"
+
+    @property
+    def verdict(self) -> str:
+        """``supported`` (a beats b), ``not distinguishable`` or ``contradicted`` (b beats a)."""
+        return verdict(*self.ci)
+
+    @property
+    def beats(self) -> bool:
+        return self.ci[0] > 0
+
+    def words(self) -> str:
+        """``"beats"``, ``"loses to"`` or ``"is not measurably different from"`` — for glued prose."""
+        return {"supported": "beats", "contradicted": "loses to"}.get(self.verdict, "is not measurably different from")
+
+    def __str__(self) -> str:
+        lo, hi = self.ci
+        return (f"{self.a} {self.value_a:.0%} vs {self.b} {self.value_b:.0%}: difference {self.difference:+.0%} "
+                f"(95 % CI {lo:+.0%} to {hi:+.0%}, exact McNemar p = {self.p_value:.3g}, n = {self.n})")
+
+
+def paired_compare(a_correct: Sequence[float], b_correct: Sequence[float], *, a: str = "a", b: str = "b",
+                   confidence: float = 0.95) -> PairedComparison:
+    """Compare two systems' 0/1 outcomes on the same questions (item ``i`` of each is question ``i``).
+
+    The interval of the difference is Newcombe's (1998) method 10, built from the two Wilson
+    intervals and the correlation of the paired outcomes; the p-value is the exact (binomial)
+    McNemar test on the discordant questions. Written here because neither scipy nor statsmodels
+    offers the paired score interval; the p-value uses :func:`scipy.stats.binomtest`.
+
+    >>> c = paired_compare([1] * 30 + [0] * 10, [1] * 12 + [0] * 28, a="rag", b="closed-book")
+    >>> c.difference, c.verdict, c.only_a, c.only_b
+    (0.45, 'supported', 18, 0)
+    >>> paired_compare([1, 0, 1, 0], [0, 1, 0, 1]).verdict
+    'not distinguishable'
+    """
+    import math
+
+    from scipy.stats import binomtest
+
+    confidence = _check_confidence(confidence)
+    xa, xb = _binary(a_correct, "a_correct"), _binary(b_correct, "b_correct")
+    if len(xa) != len(xb):
+        raise DataError(f"paired_compare needs the same questions for both systems: {len(xa)} outcomes for "
+                        f"{a!r} but {len(xb)} for {b!r}")
+    n = len(xa)
+    both = sum(x and y for x, y in zip(xa, xb))
+    only_a = sum(x and not y for x, y in zip(xa, xb))
+    only_b = sum(y and not x for x, y in zip(xa, xb))
+    neither = n - both - only_a - only_b
+    p1, l1, u1 = wilson_ci(xa, confidence=confidence)
+    p2, l2, u2 = wilson_ci(xb, confidence=confidence)
+    denom = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(denom) if denom > 0 else 0.0
+    d = p1 - p2
+    dl = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    du = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    disc = only_a + only_b
+    p_value = 1.0 if disc == 0 else float(binomtest(only_a, disc, 0.5).pvalue)
+    return PairedComparison(a=a, b=b, n=n, value_a=p1, value_b=p2, difference=round(d, 12),
+                            ci=(max(d - dl, -1.0), min(d + du, 1.0)), p_value=p_value, both=both, only_a=only_a,
+                            only_b=only_b, neither=neither, confidence=confidence)
+
+
+def paired_bootstrap_ci(a_values: Sequence[float], b_values: Sequence[float], *, confidence: float = 0.95,
+                        n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """``(mean(a - b), low, high)`` for any per-question metric (agreement, F1, seconds) measured
+    on the same questions: the percentile bootstrap of the paired differences.
+
+    >>> d, lo, hi = paired_bootstrap_ci([0.9, 0.8, 1.0, 0.7], [0.5, 0.6, 0.4, 0.5])
+    >>> round(d, 3), lo > 0
+    (0.35, True)
+    """
+    xa, xb = _numbers(a_values, "a_values"), _numbers(b_values, "b_values")
+    if xa.size != xb.size:
+        raise DataError(f"paired_bootstrap_ci needs the same questions: {xa.size} values against {xb.size}")
+    return bootstrap_ci(xa - xb, confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def ratio_ci(a_samples: Sequence[float], b_samples: Sequence[float], *, confidence: float = 0.95,
+             n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """``(mean(a) / mean(b), low, high)`` for timings of two systems over repeated runs: the
+    percentile bootstrap of the ratio of means, each sample resampled on its own.
+
+    >>> r, lo, hi = ratio_ci([2.0, 2.1, 1.9, 2.0], [1.0, 1.1, 0.9, 1.0])
+    >>> round(r, 2), 1.5 < lo < r < hi < 2.5
+    (2.0, True)
+    """
+    import numpy as np
+
+    confidence = _check_confidence(confidence)
+    xa, xb = _numbers(a_samples, "a_samples"), _numbers(b_samples, "b_samples")
+    if xb.mean() <= 0:
+        raise DataError(f"b_samples: the mean must be > 0 for a ratio, got {xb.mean()!r}")
+    rng = np.random.default_rng(seed)
+    ra = xa[rng.integers(0, xa.size, size=(n_resamples, xa.size))].mean(axis=1)
+    rb = xb[rng.integers(0, xb.size, size=(n_resamples, xb.size))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    ratios = ra / np.maximum(rb, 1e-300)
+    return float(xa.mean() / xb.mean()), float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha))
+
+
 METRICS: dict[str, Callable[[str, "str | Sequence[str]"], float]] = {
     "exact_match": exact_match,
     "answer_contained": answer_contained,
@@ -146,8 +385,11 @@ METRICS: dict[str, Callable[[str, "str | Sequence[str]"], float]] = {
 
 
 def score_answers(predictions: Sequence[str], answers: Sequence["str | Sequence[str]"],
-                  metric: str = "answer_contained") -> list[float]:
+                  metric: str = "answer_contained", *, questions: Sequence[str] | None = None) -> list[float]:
     """Per-item scores (floats) of ``predictions`` against ``answers`` with a metric named in ``METRICS``.
+
+    With ``questions`` the ``answer_contained`` scoring is strict about answers that only echo the
+    question (see :func:`answer_contained`).
 
     >>> score_answers(["It is Paris.", "Rome"], ["Paris", "Oslo"])
     [1.0, 0.0]
@@ -156,8 +398,18 @@ def score_answers(predictions: Sequence[str], answers: Sequence["str | Sequence[
         raise ConfigError(f"must be one of {sorted(METRICS)}, got {metric!r}", field="metric")
     if len(predictions) != len(answers):
         raise ConfigError(f"{len(predictions)} predictions but {len(answers)} answers", field="predictions")
+    if questions is not None and len(questions) != len(predictions):
+        raise ConfigError(f"{len(questions)} questions but {len(predictions)} predictions", field="questions")
     fn = METRICS[metric]
-    return [float(fn(p, a)) for p, a in zip(predictions, answers)]
+    out = []
+    for i, (p, a) in enumerate(zip(predictions, answers)):
+        if not isinstance(p, str):
+            raise ConfigError(f"item {i} must be a string, got {type(p).__name__} {p!r:.60}", field="predictions")
+        if questions is not None and metric == "answer_contained":
+            out.append(float(answer_contained(p, a, question=questions[i])))
+        else:
+            out.append(float(fn(p, a)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,6 +727,8 @@ def recall_at_k(retrieved: Sequence[Sequence[str]], relevant: Sequence["str | It
     >>> recall_at_k([["a", "b"], ["c", "d"]], ["b", "x"], k=2)
     0.5
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"must be an integer >= 1, got {k!r}", field="k")
     if len(retrieved) != len(relevant) or not retrieved:
         raise DataError(f"recall_at_k needs as many relevant sets as rankings (got {len(retrieved)} and {len(relevant)})")
     rel = [{r} if isinstance(r, str) else set(r) for r in relevant]
