@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def workload(generator, n_facts: int):
-    from ragft_lib.evaluate import ExperimentSettings, Lab, _rag_prompts
+    from ragft_lib.experiments import ExperimentSettings, Lab
+    from ragft_lib.experiments.lab import rag_prompts as _rag_prompts
 
     lab = Lab.get(ExperimentSettings(n_facts=n_facts))
     questions = [f.heldout_question for f in lab.facts()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragft_lib.evaluate import ExperimentResult, ExperimentSettings, consistency, freshness, new_knowledge
+from ragft_lib.experiments import ExperimentResult, ExperimentSettings, consistency, freshness, new_knowledge
 
 
 def test_settings_scale_with_one_model_id():
@@ -69,7 +69,7 @@ def test_consistency_tiny(tiny):
 def test_decision_from_measurement_uses_the_measured_numbers():
     import pandas as pd
 
-    from ragft_lib.evaluate import decision_from_measurement
+    from ragft_lib.experiments import decision_from_measurement
 
     summary = pd.DataFrame([
         dict(approach="closed-book", accuracy=0.0, lo=0.0, hi=0.0, n=20, prompt_tokens=40.0),

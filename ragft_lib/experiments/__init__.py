@@ -1,0 +1,36 @@
+"""The book's experiments: validated settings, the runs, and one content-keyed result cache.
+
+Each experiment takes an :class:`ExperimentSettings` (CPU sizes by default; one model id scales
+them to a GPU), trains its adapters with :func:`ragft_lib.finetune.train_or_load` (an identical
+run is reused), and returns an :class:`ExperimentResult`: a tidy frame (one row per approach and
+question, scored strictly), a summary with Wilson intervals, timings and costs, and
+:meth:`ExperimentResult.compare` for a paired comparison of two approaches on the same questions.
+Results are cached by content (settings + experiment + :data:`EXPERIMENTS_VERSION`), so chapters
+showing the same experiment share one run.
+
+* :func:`new_knowledge` — facts the base model cannot know: closed-book, RAG, LoRA, the hybrids;
+* :func:`freshness` — the knowledge changes: re-index against retrain;
+* :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
+* :func:`measured_latency` — per-request latency of the systems on this machine;
+* :func:`decision_from_measurement` — the measurements fed into the cost model and the decision.
+
+>>> s = ExperimentSettings.for_model(None)
+>>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
+(16, True)
+"""
+
+from __future__ import annotations
+
+from .cache import cached_json, cached_result, content_key, result_path
+from .consistency import consistency
+from .decision import decision_from_measurement
+from .freshness import freshness
+from .lab import Lab, stratified_sample
+from .latency import measured_latency
+from .new_knowledge import new_knowledge
+from .result import ExperimentResult, summarise
+from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
+
+__all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
+           "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
+           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "content_key", "result_path", "cached_json", "cached_result"]

@@ -1,0 +1,151 @@
+"""The shared pieces of the experiments: the world, the base generator, a retriever, the facts
+sampled for a run, and the prompt and row builders every experiment uses."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..evaluate import answer_contained, citation_precision
+from .settings import ExperimentSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..models import Generator
+
+__all__ = ["Lab", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows"]
+
+
+def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
+    """``n`` facts spread evenly over the values of ``key`` (round-robin over the groups, each group
+    shuffled with ``seed``), returned in the input order: no attribute dominates, unlike the first
+    ``n`` of a list sorted by entity.
+
+    >>> from types import SimpleNamespace as F
+    >>> facts = [F(id=i, attribute="mayor" if i < 8 else "river") for i in range(10)]
+    >>> sorted(f.attribute for f in stratified_sample(facts, 4))
+    ['mayor', 'mayor', 'river', 'river']
+    """
+    groups: dict[Any, list[Any]] = {}
+    for f in facts:
+        groups.setdefault(getattr(f, key), []).append(f)
+    rng = random.Random(seed)
+    for g in groups.values():
+        rng.shuffle(g)
+    picked: list[Any] = []
+    order = sorted(groups, key=str)
+    while len(picked) < min(n, len(facts)):
+        for k in order:
+            if groups[k] and len(picked) < n:
+                picked.append(groups[k].pop())
+    chosen = {id(f) for f in picked}
+    return [f for f in facts if id(f) in chosen]
+
+
+class Lab:
+    """The shared pieces of the experiments, loaded once: the world, the base generator, a retriever."""
+
+    _instances: dict[Any, "Lab"] = {}
+
+    def __init__(self, settings: ExperimentSettings):
+        from ..datasets import load_world
+        from ..models import load_generator
+
+        self.settings = settings
+        self.world = load_world(seed=0)
+        self.generator = load_generator(settings.generator)
+        self._retriever: Any = None
+
+    @classmethod
+    def get(cls, settings: ExperimentSettings) -> "Lab":
+        key = (settings.generator,)
+        if key not in cls._instances:
+            cls._instances[key] = cls(settings)
+        lab = cls._instances[key]
+        lab.settings = settings
+        return lab
+
+    def retriever(self, documents: Sequence[Any] | None = None) -> Any:
+        """A retriever over the world's documents (a fresh one when ``documents`` is given)."""
+        from ..retrieval import Retriever
+
+        if documents is not None:
+            return Retriever.from_documents(list(documents), progress=False)
+        if self._retriever is None:
+            self._retriever = Retriever.from_documents(self.world.documents, progress=False)
+        return self._retriever
+
+    def facts(self) -> list[Any]:
+        """The experiment's facts (world split ``train``): half of them change in the update batch,
+        half do not, each half sampled evenly across the world's attributes with the settings' seed
+        (:func:`stratified_sample`), not the first ``n_facts`` of the list."""
+        n, seed = self.settings.n_facts, self.settings.seed
+        changed = self.world.update.fact_ids
+        train = self.world.facts_in("train")
+        keep = {f.id for f in stratified_sample([f for f in train if f.id in changed], n // 2, seed=seed)}
+        rest = [f for f in train if f.id not in changed]
+        keep |= {f.id for f in stratified_sample(rest, n - len(keep), seed=seed)}
+        return [f for f in train if f.id in keep]
+
+    def train(self, examples: Sequence[Any], *, context: bool = False) -> Any:
+        """``train_or_load`` with the settings' LoRA config (see :meth:`ExperimentSettings.lora_config`)."""
+        from ..finetune import train_or_load
+
+        return train_or_load(self.generator, examples, self.settings.lora_config(context=context))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``(fn(), seconds it took)``."""
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def rag_prompts(generator: "Generator", retriever: Any, questions: Sequence[str], k: int, context_tokens: int,
+                system: str | None = None) -> tuple[list[str], list[list[Any]], list[float]]:
+    """Prompts as :class:`~ragft_lib.rag.RAGPipeline` builds them, the hits each cites, retrieval seconds."""
+    from ..rag import RAG_SYSTEM, RAGPipeline
+
+    pipe = RAGPipeline(retriever, generator, k=k, context_tokens=context_tokens,
+                       system=RAG_SYSTEM if system is None else RAG_SYSTEM + " " + system)
+    prompts, cited, secs = [], [], []
+    for q in questions:
+        (hits, s) = timed(lambda q=q: retriever.search(q, k))
+        prompt, used = pipe.build_prompt(q, hits)
+        prompts.append(prompt)
+        cited.append(used)
+        secs.append(s)
+    return prompts, cited, secs
+
+
+def raft_prompts(generator: "Generator", retriever: Any, questions: Sequence[str], k: int) -> tuple[list[str], list[list[Any]]]:
+    """RAFT-layout prompts (question + retrieved documents) and the hits each holds."""
+    from ..documents import Document
+    from ..finetune import raft_prompt
+
+    prompts, cited = [], []
+    for q in questions:
+        hits = retriever.search(q, k)
+        docs = [Document(id=h.chunk_id, text=h.text, source=h.source) for h in hits]
+        prompts.append(generator.format_prompt(raft_prompt(q, docs)))
+        cited.append(hits)
+    return prompts, cited
+
+
+def answer_rows(approach: str, facts: Sequence[Any], questions: Sequence[str], golds: Sequence[str],
+                preds: Sequence[str], seconds: float, prompt_tokens: Sequence[int],
+                cited: Sequence[Sequence[Any]] | None = None, **extra: Any) -> list[dict[str, Any]]:
+    """One row per answer, scored strictly (:func:`~ragft_lib.evaluate.answer_contained` with the
+    question: an answer that only echoes the question does not count)."""
+    rows = []
+    for i, (f, q, g, p) in enumerate(zip(facts, questions, golds, preds)):
+        row = dict(approach=approach, fact_id=f.id, attribute=f.attribute, question=q, answer=g, prediction=p,
+                   correct=bool(answer_contained(p, g, question=q)), seconds=seconds / max(len(preds), 1),
+                   prompt_tokens=int(prompt_tokens[i]))
+        if cited is not None:
+            ids = [h.doc_id for h in cited[i]]
+            row.update(retrieved=ids, recall=float(f.doc_id in ids),
+                       citation_precision=citation_precision(cited[i], g))
+        row.update({k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in extra.items()})
+        rows.append(row)
+    return rows
