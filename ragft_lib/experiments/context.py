@@ -1,0 +1,56 @@
+"""How many tokens RAG adds to each request in this book's own pipeline: measured, not assumed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .lab import Lab, rag_prompts, stratified_sample
+from .settings import ExperimentSettings
+
+__all__ = ["ContextTokens", "measured_context_tokens"]
+
+
+@dataclass(frozen=True)
+class ContextTokens:
+    """Extra prompt tokens per request that retrieval adds (RAG prompt minus the closed-book prompt of
+    the same question), over ``n`` held-out questions: mean, median, 95th percentile and range."""
+
+    n: int
+    mean: float
+    p50: float
+    p95: float
+    low: int
+    high: int
+    k: int
+    context_budget: int
+
+    def __str__(self) -> str:
+        return (f"RAG adds {self.mean:,.0f} prompt tokens per request on average (median {self.p50:,.0f}, "
+                f"p95 {self.p95:,.0f}, range {self.low:,}-{self.high:,}; k={self.k}, n={self.n} questions)")
+
+
+def measured_context_tokens(settings: ExperimentSettings | None = None, *, n_questions: int = 100) -> ContextTokens:
+    """Build the RAG prompt of ``n_questions`` held-out questions (sampled evenly across the world's
+    attributes with the settings' seed) as :class:`~ragft_lib.rag.RAGPipeline` does, and count the
+    tokens retrieval adds to each.
+
+    No generation and no training: it loads the generator's tokenizer and the retriever only.
+
+    >>> measured_context_tokens().mean > 100    # doctest: +SKIP
+    True
+    """
+    import numpy as np
+
+    s = settings or ExperimentSettings()
+    lab = Lab.get(s)
+    gen = lab.generator
+    if isinstance(n_questions, bool) or not isinstance(n_questions, int) or n_questions < 1:
+        raise ConfigError(f"must be an integer >= 1, got {n_questions!r}", field="n_questions")
+    facts = stratified_sample(lab.world.facts, n_questions, seed=s.seed)
+    questions = [f.heldout_question for f in facts]
+    prompts, _, _ = rag_prompts(gen, lab.retriever(), questions, s.k, s.context_tokens)
+    extra = np.array([gen.count_tokens(p) - gen.count_tokens(gen.format_prompt(q)) for p, q in zip(prompts, questions)])
+    return ContextTokens(n=len(extra), mean=float(extra.mean()), p50=float(np.median(extra)),
+                         p95=float(np.percentile(extra, 95)), low=int(extra.min()), high=int(extra.max()), k=s.k,
+                         context_budget=s.context_tokens)
