@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError
 
 __all__ = ["DIMENSIONS", "VERDICTS", "LEDGER_ENV", "MIN_N_ACCURACY", "FrameworkClaim", "FRAMEWORK", "Entry",
            "entry_from_comparison", "entry_from_interval", "not_measured", "record", "read_ledger",
-           "evidence_document", "glue_entry"]
+           "evidence_document", "summary_sentence", "glue_entry"]
 
 #: The framework's dimensions and cases an entry can belong to.
 DIMENSIONS = ("freshness", "cost", "latency", "data", "auditability", "knowledge-boundary", "format", "jargon",
@@ -291,13 +291,36 @@ def evidence_document(entries: Iterable[Entry], **about: Any) -> dict[str, Any]:
             "entries": [e.to_dict() for e in entries + missing]}
 
 
+def summary_sentence(entry: Entry) -> str:
+    """One sentence stating an entry's comparison with its interval and n, in the book's words.
+
+    >>> from ragft_lib.evaluate import paired_compare
+    >>> e = entry_from_comparison(paired_compare([1] * 30 + [0] * 70, [1] * 10 + [0] * 90, a="rag", b="lora"),
+    ...                           id="x-y", dimension="new-knowledge", chapter="32", claim="c", metric="accuracy")
+    >>> summary_sentence(e)
+    'rag (30 %) beats lora (10 %): difference +20 points, 95 % CI +12 to +28, n = 100.'
+    """
+    if entry.verdict == "not measured":
+        return f"Not measured: {entry.note}"
+    words = {"supported": "beats", "contradicted": "loses to"}.get(entry.verdict, "is not measurably different from")
+    lo, hi = entry.ci
+    if entry.metric.startswith(("accuracy", "share", "validity", "agreement", "recall")):
+        def v(x: float) -> str:
+            return f"{x:.0%}".replace("%", " %")
+        return (f"{entry.a} ({v(entry.value_a)}) {words} {entry.b} ({v(entry.value_b)}): difference "
+                f"{100 * entry.difference:+.0f} points, 95 % CI {100 * lo:+.0f} to {100 * hi:+.0f}, n = {entry.n}.")
+    return (f"{entry.a} ({entry.value_a:,.3g}) {words} {entry.b} ({entry.value_b:,.3g}) on {entry.metric}: "
+            f"difference {entry.difference:+,.3g}, 95 % CI {lo:+,.3g} to {hi:+,.3g}, n = {entry.n}.")
+
+
 def glue_entry(entry: Entry, *, prefix: str | None = None) -> dict[str, Any]:
     """Glue an entry's numbers and verdict for the chapter's prose (MyST-NB ``glue``, not displayed).
 
     Keys are ``<id>-a``, ``<id>-b``, ``<id>-n``, ``<id>-value_a``, ``<id>-value_b``,
     ``<id>-difference``, ``<id>-lo``, ``<id>-hi``, ``<id>-verdict`` and ``<id>-words`` (``beats``,
     ``loses to``, ``is not measurably different from``); use them in markdown as
-    ``{glue:text}`nk-rag-vs-lora-difference:+.0%``. Returns the glued values (also outside Jupyter,
+    ``{glue:text}`nk-rag-vs-lora-difference:+.0%```, and ``<id>-summary``, one sentence with
+    all of them (:func:`summary_sentence`). Returns the glued values (also outside Jupyter,
     where nothing is glued).
     """
     p = prefix or entry.id
@@ -311,6 +334,7 @@ def glue_entry(entry: Entry, *, prefix: str | None = None) -> dict[str, Any]:
             values[f"{p}-{k}"] = getattr(entry, k)
     if entry.ci is not None:
         values[f"{p}-lo"], values[f"{p}-hi"] = entry.ci
+    values[f"{p}-summary"] = summary_sentence(entry)
     try:
         from IPython import get_ipython
         from myst_nb import glue
