@@ -26,7 +26,7 @@ def test_context_adapters_get_their_own_epochs_and_length():
 
 
 TINY = dict(n_facts=4, epochs=1, max_length=64, raft_max_length=352, n_consistency=2, max_new_tokens=16,
-            context_epochs=1)
+            context_epochs=1, n_format=6)
 
 
 @pytest.fixture()
@@ -38,6 +38,8 @@ def tiny():
 def test_new_knowledge_tiny(tiny):
     res = new_knowledge(tiny, approaches=("closed-book", "rag", "lora"), use_cache=False)
     assert list(res.summary["approach"]) == ["closed-book", "rag", "lora"]
+    cmp = res.compare("rag", "closed-book")
+    assert cmp.n == 4 and cmp.ci[0] <= cmp.difference <= cmp.ci[1]
     assert (res.summary["n"] == 4).all() and ((res.summary["lo"] <= res.summary["accuracy"])
                                                & (res.summary["accuracy"] <= res.summary["hi"])).all()
     assert res.timings["train_lora_s"] > 0 and "recall@2" in res.extra["retrieval"]
@@ -59,10 +61,17 @@ def test_freshness_tiny(tiny):
 @pytest.mark.slow
 def test_consistency_tiny(tiny):
     res = consistency(tiny, use_cache=False)
-    assert set(res.summary["approach"]) == {"rag", "lora-aug+rag", "lora-aug", "format-lora+rag"}
-    varied = res.summary[res.summary["approach"] != "format-lora+rag"]
-    assert varied["agreement"].between(0, 1).all() and res.summary["json_valid"].between(0, 1).all()
-    assert (res.summary["n_format"] == TINY["n_facts"]).all()
+    assert set(res.summary["approach"]) == {"rag", "lora-aug+rag", "lora-aug", "few-shot+rag", "format-lora+rag"}
+    n_format = res.summary.set_index("approach")["n_format"]
+    assert (n_format[["rag", "few-shot+rag", "format-lora+rag"]] == TINY["n_format"]).all()
+    assert (n_format[["lora-aug", "lora-aug+rag"]] == TINY["n_facts"]).all()
+    # the format test's facts are outside the experiment's sample, and every system answers the same ones
+    fmt = res.frame[res.frame["test"] == "format"]
+    same = {a: set(g["fact_id"]) for a, g in fmt.groupby("approach")}
+    assert same["rag"] == same["few-shot+rag"] == same["format-lora+rag"]
+    assert not same["rag"] & same["lora-aug"]
+    cmp = res.compare("format-lora+rag", "few-shot+rag", value="json_valid", where={"test": "format"})
+    assert cmp.n == TINY["n_format"] and cmp.ci[0] <= cmp.difference <= cmp.ci[1]
     assert res.timings["train_format_adapter_s"] > 0
 
 
@@ -84,3 +93,41 @@ def test_decision_from_measurement_uses_the_measured_numbers():
     assert d["recommendation"].approach in ("rag", "fine-tune", "hybrid")
     low = decision_from_measurement(nk, quality_target=0.9)
     assert low["scenario"].rag_quality_sufficient is False
+
+
+def test_facts_are_sampled_across_attributes_not_the_first_n():
+    from ragft_lib.experiments import stratified_sample
+    from ragft_lib.datasets import load_world
+
+    world = load_world(seed=0)
+    facts = world.facts_in("train")
+    picked = stratified_sample(facts, 44, seed=0)
+    attrs = {f.attribute for f in facts}
+    assert len(picked) == 44 and {f.attribute for f in picked} == attrs  # every attribute, 4 each
+    assert stratified_sample(facts, 44, seed=0) == picked and stratified_sample(facts, 44, seed=1) != picked
+    assert picked != facts[:44]
+
+
+def test_compare_pairs_on_the_same_questions_and_names_bad_approaches():
+    import pandas as pd
+
+    from ragft_lib.errors import ConfigError
+    from ragft_lib.experiments import summarise
+
+    f = pd.DataFrame({"approach": ["rag"] * 3 + ["lora"] * 2, "fact_id": [1, 2, 3, 1, 3],
+                      "correct": [True, True, False, False, True]})
+    res = ExperimentResult("x", f, summarise(f), {}, {}, {})
+    cmp = res.compare("rag", "lora")
+    assert cmp.n == 2 and (cmp.only_a, cmp.only_b) == (1, 1)  # question 2 is not shared: left out
+    with pytest.raises(ConfigError) as e:
+        res.compare("rag", "raft")
+    assert e.value.field == "b"
+
+
+def test_wilson_summary_does_not_collapse_at_the_ceiling():
+    import pandas as pd
+
+    from ragft_lib.experiments import summarise
+
+    s = summarise(pd.DataFrame({"approach": ["rag"] * 60, "correct": [True] * 60}))
+    assert s.loc[0, "accuracy"] == 1.0 and 0.9 < s.loc[0, "lo"] < 0.95 and s.loc[0, "hi"] == 1.0

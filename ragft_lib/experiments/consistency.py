@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..evaluate import answer_agreement, answer_contained, bootstrap_ci, json_validity, parse_json_object, wilson_ci
 from .cache import cached_result
-from .lab import Lab, rag_prompts, timed
+from .lab import Lab, rag_prompts, stratified_sample, timed
 from .result import ExperimentResult
 from .settings import JSON_SYSTEM, ExperimentSettings
 
@@ -29,13 +29,18 @@ def consistency(settings: ExperimentSettings | None = None, *, use_cache: bool =
       whole reply is one JSON object), have exactly the key ``answer`` with a string value
       (:func:`json_validity`), and whose answer is right (``format_accuracy``). Besides RAG,
       LoRA and the hybrid above, ``format-lora+rag`` is the framework's hybrid: an adapter trained
-      only on the *format* (RAG prompts about *other* facts answered as JSON), facts retrieved.
+      only on the *format* (RAG prompts about *other* facts answered as JSON), facts retrieved, and
+      ``few-shot+rag`` its fair baseline: the base model with the same RAG prompt plus three worked
+      examples of the reply. ``rag``, ``few-shot+rag`` and ``format-lora+rag`` answer the same
+      ``n_format`` questions (facts outside the experiment's sample, sampled across attributes);
+      the fact adapters (``lora-aug``, ``lora-aug+rag``) are format-tested on the experiment's facts.
     """
     s = settings or ExperimentSettings()
     return cached_result(s, "consistency", lambda: _consistency(s), use_cache=use_cache)
 
 
 def _consistency(s: ExperimentSettings) -> ExperimentResult:
+    import json
     import random
 
     import pandas as pd
@@ -53,17 +58,28 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
     all_chunks = [h for d in lab.world.documents[:40] for h in retriever.chunks_of(d.id)]
     rows = []
     timings: dict[str, float] = {}
-    heldout = [f.heldout_question for f in all_facts]
 
-    def format_test(name: str, g: "Generator", with_context: bool) -> None:
-        """Every experiment fact's held-out question, asked for ``{"answer": ...}`` JSON."""
+    # The format test asks questions of facts outside the experiment's sample (format is not a fact
+    # the adapters learned), n_format of them, sampled across attributes; the format-only adapter is
+    # trained on yet other facts, and the few-shot examples come from those.
+    used = {f.id for f in all_facts}
+    others = [f for f in lab.world.facts_in("train") if f.id not in used]
+    pool = stratified_sample(others, len(all_facts), seed=s.seed + 1)
+    pool_ids = {f.id for f in pool}
+    fmt_facts = stratified_sample([f for f in others if f.id not in pool_ids], s.n_format, seed=s.seed + 2)
+    few_shot = " Examples of questions and replies:\n" + "\n".join(
+        f"Question: {f.question}\nReply: {json.dumps({'answer': f.answer})}" for f in pool[:3])
+
+    def format_test(name: str, g: "Generator", with_context: bool, tests: Sequence[Any], extra_system: str = "") -> None:
+        """Each fact's held-out question in ``tests``, asked for ``{"answer": ...}`` JSON."""
+        questions = [f.heldout_question for f in tests]
         if with_context:
-            fprompts = rag_prompts(g, retriever, heldout, s.k, s.context_tokens, system=JSON_SYSTEM)[0]
+            fprompts = rag_prompts(g, retriever, questions, s.k, s.context_tokens, system=JSON_SYSTEM + extra_system)[0]
         else:
-            fprompts = [g.format_prompt(q, system=JSON_SYSTEM) for q in heldout]
+            fprompts = [g.format_prompt(q, system=JSON_SYSTEM + extra_system) for q in questions]
         fpreds, timings[f"format_{name}_s"] = timed(
             lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16))
-        for f, p in zip(all_facts, fpreds):
+        for f, p in zip(tests, fpreds):
             obj = parse_json_object(p)
             rows.append(dict(approach=name, test="format", fact_id=f.id, variant="json", prediction=p,
                              correct=bool(answer_contained(str(obj.get("answer", "")) if obj else p, f.answer,
@@ -93,13 +109,10 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
         for (f, v), p in zip(meta, preds):
             rows.append(dict(approach=name, test="variance", fact_id=f.id, variant=v, prediction=p,
                              correct=bool(answer_contained(p, f.answer, question=f.heldout_question))))
-        format_test(name, g, with_context=name != "lora-aug")
+        format_test(name, g, with_context=name != "lora-aug", tests=fmt_facts if name == "rag" else all_facts)
+    format_test("few-shot+rag", gen, with_context=True, tests=fmt_facts, extra_system=few_shot)
     # The framework's hybrid: an adapter trained for the *format* only — RAG prompts answered with
     # {"answer": ...} — on other facts of the world, while the facts themselves are still retrieved.
-    import json
-
-    used = {f.id for f in all_facts}
-    pool = [f for f in lab.world.facts_in("train") if f.id not in used][: len(all_facts)]
     jpipe = RAGPipeline(retriever, gen, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
     fmt_examples = []
     for f in pool:
@@ -108,7 +121,7 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
                              "completion": json.dumps({"answer": f.answer})})
     fmt_res = lab.train(fmt_examples, context=True)
     timings["train_format_adapter_s"] = fmt_res.metrics.wall_time_s
-    format_test("format-lora+rag", fmt_res.generator, with_context=True)
+    format_test("format-lora+rag", fmt_res.generator, with_context=True, tests=fmt_facts)
     frame = pd.DataFrame(rows)
     out = []
     for name, g in frame.groupby("approach", sort=False):

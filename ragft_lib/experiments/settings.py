@@ -40,6 +40,8 @@ class ExperimentSettings:
     context_tokens: int = 384
     max_new_tokens: int = 32
     n_consistency: int = 4
+    #: Questions of the format test (JSON validity) for RAG, few-shot + RAG and the format adapter.
+    n_format: int = 100
     seed: int = 0
 
     @classmethod
@@ -48,7 +50,7 @@ class ExperimentSettings:
             return cls(**overrides)
         gpu = dict(generator=generator, n_facts=100, epochs=4, learning_rate=2e-4, max_length=128,
                    raft_max_length=768, raft_distractors=3, context_epochs=None, k=4, context_tokens=1024,
-                   max_new_tokens=32, n_consistency=30)
+                   max_new_tokens=32, n_consistency=30, n_format=200)
         gpu.update(overrides)
         return cls(**gpu)
 
