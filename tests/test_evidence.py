@@ -125,9 +125,10 @@ def test_glued_numbers_are_the_ledgers():
         nb = json.loads(nb_path.read_text())
         for cell in nb["cells"]:
             for out in cell.get("outputs", []):
-                key = out.get("metadata", {}).get("scrapbook", {}).get("name")
+                book = out.get("metadata", {}).get("scrapbook", {})
+                key = book.get("name")
                 if key in values:
-                    glued = out["data"].get("text/plain")
+                    glued = out["data"][book.get("mime_prefix", "") + "text/plain"]
                     want = values[key]
                     if isinstance(want, str):
                         assert glued.strip("'\"") == want, (nb_path.name, key)
