@@ -224,13 +224,16 @@ def _default_framework(dimension: str) -> str:
 
 
 _RECORDED: dict[str, Entry] = {}
+_STARTED: set[Path] = set()
 
 
 def record(entry: Entry, *, ledger_dir: str | os.PathLike | None = None) -> Entry:
     """Add ``entry`` to the ledger and return it.
 
     Written to ``<ledger_dir>/<chapter>.json`` (default: the folder in ``$RAGFT_LEDGER_DIR``; when
-    neither is set, kept in memory only). An entry with the same ``id`` replaces the earlier one;
+    neither is set, kept in memory only). The first entry a process records for a chapter replaces
+    that chapter's file (a re-executed chapter leaves no stale entries); an entry with the same
+    ``id`` replaces the earlier one;
     the file is replaced atomically, so an interrupted write never loses the entries already there.
     """
     if not isinstance(entry, Entry):
@@ -242,7 +245,11 @@ def record(entry: Entry, *, ledger_dir: str | os.PathLike | None = None) -> Entr
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', entry.chapter)}.json"
-    entries = {e["id"]: e for e in _read_file(path)} if path.exists() else {}
+    # The first entry a process records for a chapter starts that chapter's file afresh, so an
+    # entry a re-executed chapter no longer records does not linger; later ones add to it.
+    fresh = path not in _STARTED
+    _STARTED.add(path)
+    entries = {e["id"]: e for e in _read_file(path)} if path.exists() and not fresh else {}
     entries[entry.id] = entry.to_dict()
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(list(entries.values()), indent=1))

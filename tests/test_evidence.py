@@ -66,6 +66,19 @@ def test_record_and_read_round_trip_and_replace_by_id(tmp_path):
     assert next(e for e in got if e.id == "t-rag").note == "rerun"
 
 
+def test_a_new_process_starts_a_chapter_file_afresh(tmp_path):
+    import subprocess
+    import sys
+
+    record(_entry(id="t-old", chapter="77"), ledger_dir=tmp_path)
+    code = ("from ragft_lib.evaluate import paired_compare; from ragft_lib.evidence import *; "
+            "c = paired_compare([1, 0] * 60, [0, 0] * 60, a='rag', b='lora'); "
+            f"record(entry_from_comparison(c, id='t-new', dimension='new-knowledge', chapter='77', claim='c', "
+            f"metric='accuracy'), ledger_dir={str(tmp_path)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    assert [e.id for e in read_ledger(tmp_path)] == ["t-new"]  # the re-executed chapter's stale entry is gone
+
+
 def test_a_broken_ledger_file_is_named(tmp_path):
     (tmp_path / "32.json").write_text("{not json")
     with pytest.raises(DataError, match="32.json"):
