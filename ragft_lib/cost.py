@@ -44,9 +44,7 @@ from typing import Any, Mapping, Sequence
 
 from ._fields import check, field_specs, from_mapping, spec, validate
 from .errors import ConfigError
-
-#: The three approaches, in the order every table and array uses.
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+from .vocabulary import APPROACHES, COLOURS
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).
@@ -639,7 +637,7 @@ def plot_costs(
     r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
     grid = cost_grid(inputs, requests_per_day=r)
     for a in APPROACHES:
-        ax.plot(r, grid[a], label=a)
+        ax.plot(r, grid[a], label=a, color=COLOURS[a])
     c = crossover(inputs)
     if c.requests_per_day:
         y = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")

@@ -29,11 +29,10 @@ from typing import Any, Mapping, Sequence, Union
 
 from ._fields import check_number
 from .errors import ConfigError, DataError
+from .vocabulary import APPROACHES, COLOURS, RETRIEVAL_STAGES, STAGES
 
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
-#: Stages of a RAG request, in order; ``generate`` is generation *without* retrieved context.
-STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
-RETRIEVAL_STAGES: tuple[str, ...] = STAGES[:4]
+# In a LatencyProfile the ``generate`` stage is generation *without* retrieved context: RAG adds
+# its prefill (LatencyProfile.extra_prefill_s).
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
 #: ``"format"`` of a measured profile (``ragft bench``, :func:`profile_from_measurements`).
 PROFILE_FORMAT = "ragft-latency-profile/1"
@@ -340,8 +339,8 @@ def plot_distributions(report: LatencyReport, ax: Any = None, bins: int = 120) -
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     hi = max(float(np.percentile(v, 99.9)) for v in report.samples_ms.values())
-    for i, (a, v) in enumerate(report.samples_ms.items()):
-        color = f"C{i}"
+    for a, v in report.samples_ms.items():
+        color = COLOURS[a]
         ax.hist(v, bins=bins, range=(0, hi), histtype="step", density=True, label=a, color=color)
         ax.axvline(report.percentiles_ms[a]["p95"], color=color, linestyle=":", linewidth=1)
     ax.set(xlabel="end-to-end latency (ms)", ylabel="density", title="Latency per approach (dotted: p95)")
@@ -362,7 +361,7 @@ def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None
     for a, v in report.samples_ms.items():
         xs = np.sort(v)
         frac = 1.0 - np.arange(1, len(xs) + 1) / len(xs)
-        ax.plot(xs[:-1], frac[:-1], label=a)
+        ax.plot(xs[:-1], frac[:-1], label=a, color=COLOURS[a])
     for q in (0.05, 0.01):
         ax.axhline(q, color="grey", linewidth=0.5, linestyle="--")
     if slo_ms is not None:

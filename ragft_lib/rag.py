@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import ConfigError, DataError
-from .retrieval import Hit, _check_query
+from .retrieval import Hit
+from .retrieval import check_query as _check_query
 from .stores import check_k
+from .vocabulary import STAGES  # the stage names of Answer.timings, in order
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Generator
     from .retrieval import Retriever
-
-#: Stage names of :attr:`Answer.timings`, in order.
-STAGES = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
 
 #: System message of a RAG prompt. It asks for an answer from the context only, citing passages by number.
 RAG_SYSTEM = (
