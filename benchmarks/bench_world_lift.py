@@ -44,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ragft_lib.datasets import GENERAL_QUESTIONS, load_world
+    from ragft_lib.datasets import GENERAL_QUESTIONS, fact_examples, load_world
     from ragft_lib.evaluate import answer_accuracy
-    from ragft_lib.datasets import fact_examples
     from ragft_lib.finetune import LoRAConfig, train_lora
     from ragft_lib.models import load_generator
 
