@@ -497,12 +497,10 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
     >>> load_world(seed=3).facts[0] == load_world(seed=3).facts[0]
     True
     """
-    for fname, value in (("n_towns", n_towns), ("n_companies", n_companies), ("n_people", n_people)):
-        if not isinstance(value, int) or value < 2:
-            raise ConfigError(f"must be an integer >= 2, got {value!r}", field=fname)
+    n_towns, n_companies, n_people = (require(name, v, "int", min=2) for name, v in
+                                      (("n_towns", n_towns), ("n_companies", n_companies), ("n_people", n_people)))
     for fname, value in (("eval_fraction", eval_fraction), ("update_fraction", update_fraction)):
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"must be in [0, 1), got {value!r}", field=fname)
+        require(fname, value, "float", min=0, max=1, max_exclusive=True)
     rng = random.Random(seed)
     names = _NamePool(rng)
     towns = [names.take(lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES)) for _ in range(n_towns)]

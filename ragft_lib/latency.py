@@ -22,12 +22,13 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
-from ._fields import check_number
+from ._fields import require, spec, validate
 from .errors import ConfigError, DataError
 from .vocabulary import APPROACHES, COLOURS, RETRIEVAL_STAGES, STAGES
 
@@ -46,12 +47,6 @@ DEFAULT_PERCENTILES_MS: Mapping[str, Mapping[str, float]] = {
 }
 
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number, got {value!r}", field=name)
-    check_number(name, value, {"min": 0, "min_exclusive": not allow_zero, "unit": ""})
-
-
 @dataclass(frozen=True)
 class LogNormal:
     """A lognormal stage latency: ``median_s`` seconds, ``sigma`` the sd of ``log(seconds)``.
@@ -61,12 +56,12 @@ class LogNormal:
     (0.1, 0.228)
     """
 
-    median_s: float
-    sigma: float = 0.3
+    median_s: float = spec(dataclasses.MISSING, "float", label="Median", unit="s", min=0, min_exclusive=True,
+                           example=0.1, help="Median latency of the stage.")
+    sigma: float = spec(0.3, "float", label="Spread", min=0, help="Standard deviation of log(seconds).")
 
     def __post_init__(self) -> None:
-        _positive("median_s", self.median_s)
-        _positive("sigma", self.sigma, allow_zero=True)
+        validate(self)
 
     @classmethod
     def fit(cls, samples_s: Sequence[float]) -> "LogNormal":
@@ -105,7 +100,7 @@ class Empirical:
         if not self.samples_s:
             raise ConfigError("needs at least one sample", field="samples_s")
         for x in self.samples_s:
-            _positive("samples_s", x, allow_zero=True)
+            require("samples_s", x, "float", min=0, unit="s")
 
     def quantile(self, q: float) -> float:
         """Empirical quantile (linear interpolation between order statistics)."""
@@ -145,17 +140,19 @@ class LatencyProfile:
     fetch_chunks: Distribution = field(default_factory=lambda: LogNormal(0.006, 0.50))
     build_prompt: Distribution = field(default_factory=lambda: LogNormal(0.001, 0.30))
     generate: Distribution = field(default_factory=lambda: LogNormal(1.200, 0.28))
-    rag_context_tokens: float = 2000.0
-    prefill_s_per_context_token: float = 0.0001
-    finetuned_generate_factor: float = 1.0
+    rag_context_tokens: float = spec(2000.0, "float", label="Retrieved context", unit="tokens", min=0,
+                                     help="Tokens of retrieved context a RAG prompt carries.")
+    prefill_s_per_context_token: float = spec(0.0001, "float", label="Prefill per context token", unit="s/token",
+                                              min=0, help="Seconds of prefill each context token adds.")
+    finetuned_generate_factor: float = spec(1.0, "float", label="Fine-tuned generation factor", min=0,
+                                            min_exclusive=True,
+                                            help="Generation time of the fine-tuned model relative to the base model's.")
 
     def __post_init__(self) -> None:
         for stage in STAGES:
             if not isinstance(getattr(self, stage), (LogNormal, Empirical)):
                 raise ConfigError(f"must be a LogNormal or Empirical, got {getattr(self, stage)!r}", field=stage)
-        _positive("rag_context_tokens", self.rag_context_tokens, allow_zero=True)
-        _positive("prefill_s_per_context_token", self.prefill_s_per_context_token, allow_zero=True)
-        _positive("finetuned_generate_factor", self.finetuned_generate_factor)
+        validate(self)
 
     @property
     def extra_prefill_s(self) -> float:
@@ -189,7 +186,7 @@ class LatencyProfile:
         if not present:
             raise DataError(f"no sample has any of the stages {', '.join(STAGES)}")
         base = cls(**overrides)
-        _positive("samples_context_tokens", samples_context_tokens, allow_zero=True)
+        require("samples_context_tokens", samples_context_tokens, "float", min=0)
         columns: dict[str, list[float]] = {s: [] for s in present}
         for i, t in enumerate(timings):
             if not isinstance(t, Mapping):
@@ -198,8 +195,10 @@ class LatencyProfile:
                 if s not in t:
                     raise DataError(f"timings[{i}] has no {s!r} (other samples have it)")
                 v = t[s]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
-                    raise DataError(f"timings[{i}][{s!r}] must be a finite number of seconds >= 0, got {v!r}")
+                try:
+                    v = require(s, v, "float", min=0)
+                except ConfigError:  # measured data, not a setting: a DataError naming the sample
+                    raise DataError(f"timings[{i}][{s!r}] must be a finite number of seconds >= 0, got {v!r}") from None
                 if s == "generate":
                     v = max(v - samples_context_tokens * base.prefill_s_per_context_token, 1e-6)
                 columns[s].append(float(v))
@@ -286,8 +285,10 @@ def simulate(profile: LatencyProfile | None = None, n: int = 100_000, seed: int 
     import numpy as np
 
     profile = profile or LatencyProfile()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
-        raise ConfigError(f"must be an integer >= 100, got {n!r}", field="n")
+    try:
+        n = require("n", n, "int", min=100)
+    except ConfigError:
+        raise ConfigError(f"must be an integer >= 100, got {n!r}", field="n") from None
     rng = np.random.default_rng(seed)
     draws = {s: getattr(profile, s).sample(rng, n) for s in STAGES}
     retrieval = sum(draws[s] for s in RETRIEVAL_STAGES)
@@ -316,7 +317,7 @@ def sla_check(
     """
     for name, target in (("p95_ms", p95_ms), ("p99_ms", p99_ms)):
         if target is not None:
-            _positive(name, target)
+            require(name, target, "float", min=0, min_exclusive=True)
     out = {}
     for approach, pct in percentiles_ms.items():
         ok = True
