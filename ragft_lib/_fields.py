@@ -61,6 +61,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+__all__ = ["KINDS", "spec", "check_number", "check", "require", "validate", "field_specs", "is_config_class",
+           "with_source", "from_mapping"]
+
 #: The kinds of field :func:`spec` declares (see the module docstring).
 KINDS = ("float", "number", "int", "bool", "choice", "str", "strings", "path")
 _NUMERIC = ("float", "number", "int")

@@ -45,6 +45,14 @@ from typing import Any, Mapping, Sequence
 from ._fields import check, field_specs, from_mapping, spec, validate
 from .errors import ConfigError
 from .vocabulary import APPROACHES, COLOURS
+
+__all__ = [
+    "APPROACHES", "DAYS_PER_MONTH", "HOURS_PER_MONTH", "PRICES_AS_OF", "PRICES_SOURCE", "DEFAULT_PRICES", "CostInputs",
+    "cost_breakdown", "monthly_cost", "cost_per_request", "costs", "Crossover", "crossover", "SensitivityRow",
+    "sensitivity", "cost_grid", "plot_costs", "plot_sensitivity", "breakdown_frame", "SCENARIO_RANGES",
+    "STATIC_SHARE", "SELF_HOSTED_SHARE", "sample_inputs", "cheapest_by_volume", "EXPLORER_FIELDS", "CostExplorer",
+    "explorer",
+]
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).

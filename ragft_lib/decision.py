@@ -42,6 +42,13 @@ from .cost import PRICES_AS_OF, CostInputs, costs, crossover
 from .errors import DataError, RagftError
 from .latency import DEFAULT_PERCENTILES_MS, sla_check
 from .vocabulary import APPROACHES, COLOURS
+
+__all__ = [
+    "MIN_LABELED_EXAMPLES", "CLEAN_LABELED_EXAMPLES", "FRESH_DAYS", "VERY_FRESH_DAYS", "LARGE_KB_DOCUMENTS",
+    "VERY_LARGE_KB_DOCUMENTS", "FACT_DIMENSIONS", "BEHAVIOUR_DIMENSIONS", "Scenario", "Reason", "Change",
+    "Recommendation", "FLAG_RULES", "recommend", "RULES", "RULE_BASE", "rules_frame", "load_scenarios",
+    "main_reasons", "verdicts_frame", "sweep", "verdict_map", "plot_verdict_map", "ScenarioForm", "form",
+]
 #: Below this many labeled examples fine-tuning is ruled out ("a few hundred").
 MIN_LABELED_EXAMPLES = 300
 #: From this many labeled examples the labels count as a clean training set for cost at scale.

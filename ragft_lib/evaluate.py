@@ -54,7 +54,8 @@ __all__ = [
     "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
     "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
     "ExperimentSettings", "ExperimentResult", "Lab", "summarise", "new_knowledge", "freshness", "consistency",
-    "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
+    "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE", "answer_accuracies",
+    "EXPERIMENTS_VERSION", "JSON_SYSTEM",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -32,6 +32,12 @@ from ._fields import require, spec, validate
 from .errors import ConfigError, DataError
 from .vocabulary import APPROACHES, COLOURS, RETRIEVAL_STAGES, STAGES
 
+__all__ = [
+    "APPROACHES", "STAGES", "RETRIEVAL_STAGES", "PERCENTILES", "PROFILE_FORMAT", "DEFAULT_PERCENTILES_MS",
+    "LogNormal", "Empirical", "Distribution", "LatencyProfile", "LatencyReport", "simulate", "sla_check",
+    "plot_distributions", "plot_tail", "profile_from_measurements",
+]
+
 # In a LatencyProfile the ``generate`` stage is generation *without* retrieved context: RAG adds
 # its prefill (LatencyProfile.extra_prefill_s).
 PERCENTILES: tuple[int, ...] = (50, 95, 99)

@@ -32,6 +32,9 @@ from .decision import Scenario, recommend
 from .errors import RagftError
 from .vocabulary import APPROACHES, COLOURS
 
+__all__ = ["CHART_RANGE", "parse_form", "decide", "cost_curves", "cost_chart_svg", "cost_table_html", "cost",
+           "decide_json", "cost_json"]
+
 #: Requests per day covered by the cost chart unless the current volume lies outside.
 CHART_RANGE: tuple[float, float] = (1e2, 1e7)
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_GENERATOR", "DEFAULT_EMBEDDER", "PACKAGED_GENERATORS", "cache_dir", "DeviceChoice", "choose_device",
-    "resolve_name", "Generator", "length_batches", "load_generator", "Embedder", "load_embedder",
+    "resolve_name", "Message", "Generator", "length_batches", "load_generator", "Embedder", "load_embedder",
 ]
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,9 @@ from .retrieval import check_query as _check_query
 from .stores import check_k
 from .vocabulary import STAGES  # the stage names of Answer.timings, in order
 
+__all__ = ["STAGES", "RAG_SYSTEM", "CLOSED_BOOK_SYSTEM", "Answer", "RAGPipeline", "closed_book", "AuditLog",
+           "read_audit_log", "measure_timings"]
+
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Generator
     from .retrieval import Retriever

@@ -57,7 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Document", "Hit", "Retriever", "load_folder", "chunk_document", "EmbeddingCache",
-    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS", "check_query",
+    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS", "RRF_K", "RETRIEVER_META_VERSION",
+    "html_to_text", "rrf_fuse", "check_query",
 ]
 
 log = logging.getLogger(__name__)
