@@ -558,7 +558,7 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
     together, the rest comes from ``base``. ``hosting`` takes strings, ``knowledge_update_days``
     takes ``inf`` (or ``None``) for static knowledge. Returns arrays of the broadcast shape:
     ``"rag"``, ``"fine-tune"``, ``"hybrid"`` (monthly USD), ``"cheapest"`` (index into
-    :data:`APPROACHES`) and ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never).
+    :data:`~ragft_lib.vocabulary.APPROACHES`) and ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never).
     The same formulas as the scalar functions; 1M scenarios take well under a second
     (``benchmarks/bench_cost_grid.py``).
 

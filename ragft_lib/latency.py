@@ -1,7 +1,7 @@
 """End-to-end latency of RAG, fine-tuned and hybrid systems, composed from per-stage distributions.
 
 A RAG request passes through ``embed_query -> search -> fetch_chunks -> build_prompt -> generate``
-(:data:`STAGES`); a fine-tuned model only generates. RAG's generation is also slower: its prompt
+(:data:`~ragft_lib.vocabulary.STAGES`); a fine-tuned model only generates. RAG's generation is also slower: its prompt
 carries ``rag_context_tokens`` more tokens to prefill. Each stage is a distribution, either
 measured (:class:`Empirical`, e.g. many ``Answer.timings`` dicts in seconds) or parametric
 (:class:`LogNormal`, fitted with :meth:`LogNormal.fit`). :func:`simulate` draws them (seeded

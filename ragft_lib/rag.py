@@ -8,7 +8,7 @@
 
 An answer goes through five timed stages, the "3-5 additional steps" RAG adds to a model call:
 ``embed_query`` -> ``search`` -> ``fetch_chunks`` -> ``build_prompt`` -> ``generate``
-(:data:`STAGES`). The context is filled with retrieved chunks in rank order while it fits
+(:data:`~ragft_lib.vocabulary.STAGES`). The context is filled with retrieved chunks in rank order while it fits
 ``context_tokens`` tokens *of the generator's tokenizer*; a chunk that does not fit is left out
 (and is not cited). ``Answer.prompt`` is exactly the string the model continued (the chat
 template applied by ``generator.format_prompt``).
@@ -52,7 +52,7 @@ class Answer:
     """A generated answer with everything needed to audit it.
 
     ``citations`` are the hits placed in the prompt, in prompt order (passage ``[i]`` is
-    ``citations[i-1]``); ``timings`` has one entry per :data:`STAGES` (seconds; retrieval stages
+    ``citations[i-1]``); ``timings`` has one entry per :data:`~ragft_lib.vocabulary.STAGES` (seconds; retrieval stages
     are 0 for closed-book answers).
     """
 

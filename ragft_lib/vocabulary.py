@@ -29,10 +29,10 @@ __all__ = [
     "STAGES", "RETRIEVAL_STAGES", "approach_of", "colour_of",
 ]
 
-#: What a team can decide on: retrieve (RAG), fine-tune, or both (hybrid). The order of every table.
+#: What a team can decide on, in the order of every table (retrieve, fine-tune, or both).
 APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
 
-#: The base model alone, answering closed-book: what every approach is measured against.
+#: The base model alone (closed-book), which every approach is measured against.
 BASELINE = "base"
 
 #: Each system an experiment measures -> the approach it stands for (or :data:`BASELINE`).
@@ -58,7 +58,7 @@ COLOURS: Mapping[str, str] = {"rag": "#2a7ab0", "fine-tune": "#d9822b", "hybrid"
 
 #: Stages of a RAG request, in order; ``generate`` is the model's generation (the only stage without RAG).
 STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
-#: The stages a fine-tuned model skips: everything before ``generate``.
+#: The stages a fine-tuned model skips (everything before ``generate``).
 RETRIEVAL_STAGES: tuple[str, ...] = STAGES[:4]
 
 

@@ -1,7 +1,7 @@
 """Adapters: what a run produced, on disk and in memory; saving, loading and merging them.
 
 An adapter folder holds peft's safetensors, ``metrics.json`` (the :class:`TrainMetrics` of the run)
-and, written last, :data:`ADAPTER_META` (``ragft_adapter.json``): the base model and the
+and, written last, :data:`~ragft_lib.finetune.adapters.ADAPTER_META` (``ragft_adapter.json``): the base model and the
 :class:`~ragft_lib.finetune.LoRAConfig`, checked by :func:`load_adapter`. :func:`save_adapter`
 writes into a temporary folder beside the target and renames it into place, so an interrupted run
 never leaves a half-written adapter where a complete one was.

@@ -111,7 +111,7 @@ def load_examples(source: str | os.PathLike | Iterable[Any]) -> list[dict[str, A
 
 @dataclass
 class TokenizedExamples:
-    """Token ids and labels of training examples (labels are :data:`IGNORE_INDEX` on the prompt)."""
+    """Token ids and labels of training examples (labels are :data:`~ragft_lib.finetune.data.IGNORE_INDEX` on the prompt)."""
 
     input_ids: list[list[int]]
     labels: list[list[int]]

@@ -44,7 +44,7 @@ def training_memory(params: float, method: str = "lora", *, trainable_params: fl
                     devices: int = 1, shard: bool = False) -> dict[str, float]:
     """GPU memory for weights, gradients and optimizer state per device (activations excluded).
 
-    ``method`` is ``"full"``, ``"lora"`` or ``"qlora"`` (see :data:`BASE_BYTES_PER_PARAM`);
+    ``method`` is ``"full"``, ``"lora"`` or ``"qlora"`` (see :data:`~ragft_lib.finetune.sizing.BASE_BYTES_PER_PARAM`);
     ``trainable_params`` the adapter size (:func:`lora_trainable_params`). Plain DDP copies
     everything to every device, so ``devices`` changes nothing per device; ``shard=True`` (ZeRO-3 /
     FSDP) divides it by ``devices``.

@@ -176,7 +176,7 @@ def footprint(bytes_per_vector: float, sizes: Sequence[int] = (10_000_000, 100_0
              "vectors_per_node": per_node, "nodes": max(1, math.ceil(n / per_node))} for n in sizes]
 
 
-#: Index parameters :func:`benchmark_indexes` uses unless told otherwise (those of
+#: Index parameters :func:`~ragft_lib.stores.benchmark_indexes` uses unless told otherwise (those of
 #: ``benchmarks/bench_retrieval.py``'s 1M run; ``nlist`` is scaled to ~sqrt(n)).
 BENCH_PARAMS: dict[str, dict[str, Any]] = {
     "flat": {},

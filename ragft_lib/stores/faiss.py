@@ -30,9 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["FaissStore", "FaissParams", "INDEX_KINDS", "AUTO_FLAT_MAX", "AUTO_HNSW_MAX", "FORMAT_VERSION", "FORMAT_NAME"]
 
-#: Version of the on-disk layout written by :meth:`FaissStore.save`. Bump on incompatible change.
+#: Version of the on-disk layout written by :meth:`~ragft_lib.stores.FaissStore.save`. Bump on incompatible change.
 FORMAT_VERSION = 1
-#: ``"format"`` of the manifest written by :meth:`FaissStore.save`.
+#: ``"format"`` of the manifest written by :meth:`~ragft_lib.stores.FaissStore.save`.
 FORMAT_NAME = "ragft-faiss-store"
 
 #: Index kinds :class:`FaissStore` builds; ``"auto"`` picks one from the size of the first batch.
@@ -133,7 +133,7 @@ def _current_version(root: Path) -> str | None:
 class FaissStore(ReplaceStore):
     """The embedded default :class:`VectorStore`: a faiss index in memory, saved to a folder.
 
-    ``index`` is one of :data:`INDEX_KINDS`:
+    ``index`` is one of :data:`~ragft_lib.stores.faiss.INDEX_KINDS`:
 
     * ``"flat"`` - exact inner-product search (``IndexFlatIP``); the reference for recall.
     * ``"hnsw"`` - ``IndexHNSWFlat`` graph (``hnsw_m`` links, ``ef_construction``, ``ef_search``).
@@ -144,7 +144,7 @@ class FaissStore(ReplaceStore):
     * ``"ivf"`` - ``IndexIVFFlat`` (``nlist`` lists, ``nprobe`` probed), trained on the first batch.
     * ``"ivfpq"`` - ``IndexIVFPQ`` (``pq_m`` sub-quantisers x 8 bits: 48 bytes per 384-d vector
       instead of 1,536; scores are approximate).
-    * ``"auto"`` - flat below :data:`AUTO_FLAT_MAX` vectors, HNSW below :data:`AUTO_HNSW_MAX`,
+    * ``"auto"`` - flat below :data:`~ragft_lib.stores.faiss.AUTO_FLAT_MAX` vectors, HNSW below :data:`~ragft_lib.stores.faiss.AUTO_HNSW_MAX`,
       IVF-PQ above, decided by the size of the first batch added.
 
     Flat and HNSW sit inside ``IndexIDMap2``; IVF kinds keep ids in their inverted lists (with a
@@ -152,6 +152,9 @@ class FaissStore(ReplaceStore):
     remove with ``remove_ids``. Vectors are expected L2-normalised (cosine = inner
     product), as :class:`~ragft_lib.models.Embedder` returns them.
     """
+
+    #: The store's parameters, validated when it was made (change the search-time ones with :meth:`set_search_params`).
+    config: FaissParams
 
     def __init__(
         self,
@@ -194,8 +197,8 @@ class FaissStore(ReplaceStore):
 
     @property
     def params(self) -> Mapping[str, Any]:
-        """The index parameters (read-only): :attr:`config` and what the first batch decided (``nlist``,
-        ``pq_nbits``). Change search parameters with :meth:`set_search_params`."""
+        """A read-only view of the index parameters, :attr:`config` and what the first batch decided
+        (``nlist``, ``pq_nbits``); change search parameters with :meth:`set_search_params`."""
         return MappingProxyType({**dataclasses.asdict(self.config), **self._built})
 
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:

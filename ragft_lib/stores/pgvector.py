@@ -62,7 +62,7 @@ class PgVectorStore(ReplaceStore):
     ``host=... dbname=...``); ``table`` the table holding the chunks (created on the first add, one
     row per chunk: ``chunk_id`` primary key, ``doc_id``, ``text``, ``source``, ``start_char``,
     ``end_char``, ``metadata jsonb``, ``embedding vector(d)``). The store's metadata (embedder name,
-    dimension, retriever settings) lives in the side table :data:`PG_META_TABLE`, one row per table.
+    dimension, retriever settings) lives in the side table :data:`~ragft_lib.stores.pgvector.PG_META_TABLE`, one row per table.
 
     * ``index="hnsw"`` builds a pgvector HNSW index with cosine distance (``vector_cosine_ops``;
       ``hnsw_m``, ``ef_construction``; ``ef_search`` is set per session, raised to ``k`` when a
@@ -81,6 +81,9 @@ class PgVectorStore(ReplaceStore):
     without pgvector is told to run ``CREATE EXTENSION vector`` (which the store tries first); a
     table of another dimension is refused before anything is written.
     """
+
+    #: The store's parameters, validated when it was made (change the search-time ones with :meth:`set_search_params`).
+    config: PgVectorParams
 
     def __init__(
         self,
@@ -186,7 +189,7 @@ class PgVectorStore(ReplaceStore):
 
     @property
     def params(self) -> Mapping[str, Any]:
-        """The HNSW parameters (read-only); change ``ef_search`` with :meth:`set_search_params`."""
+        """A read-only view of the HNSW parameters; change ``ef_search`` with :meth:`set_search_params`."""
         c = self.config
         return MappingProxyType({"hnsw_m": c.hnsw_m, "ef_construction": c.ef_construction, "ef_search": c.ef_search})
 

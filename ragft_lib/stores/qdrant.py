@@ -91,6 +91,9 @@ class QdrantStore(ReplaceStore):
     Qdrant server can be installed here.
     """
 
+    #: The store's parameters, validated when it was made (change the search-time ones with :meth:`set_search_params`).
+    config: QdrantParams
+
     def __init__(
         self,
         location: str = ":memory:",
@@ -196,7 +199,7 @@ class QdrantStore(ReplaceStore):
 
     @property
     def params(self) -> Mapping[str, Any]:
-        """The HNSW parameters (read-only); change ``ef_search`` with :meth:`set_search_params`."""
+        """A read-only view of the HNSW parameters; change ``ef_search`` with :meth:`set_search_params`."""
         c = self.config
         return MappingProxyType({"hnsw_m": c.hnsw_m, "ef_construction": c.ef_construction, "ef_search": c.ef_search})
 
