@@ -54,13 +54,13 @@ def worker(args: argparse.Namespace) -> None:
     model_bytes = sum(p.numel() * p.element_size() for p in gen.model.parameters())
     examples = _examples(args.batch_size * (args.steps + 1))
     config = LoRAConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                        learning_rate=1e-4 if args.method == "full" else 1e-3, progress=False,
+                        learning_rate=1e-4 if args.method == "full" else 1e-3,
                         target_modules="auto")  # q, k, v, o: the classic LoRA setting
     with tempfile.TemporaryDirectory() as tmp:
         if args.method == "lora":
-            res = train_lora(gen, examples, config, output_dir=Path(tmp) / "adapter")
+            res = train_lora(gen, examples, config, output_dir=Path(tmp) / "adapter", progress=False)
         else:
-            res = train_full(gen, examples, config)
+            res = train_full(gen, examples, config, progress=False)
     m = res.metrics
     steady = m.step_times_s[1:] or m.step_times_s  # the first step pays one-off costs
     print("RESULT " + json.dumps({

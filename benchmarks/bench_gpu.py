@@ -170,19 +170,20 @@ def big_worker(args: argparse.Namespace) -> None:
 
     sys.path.insert(0, str(ROOT))
     import ragft_lib.finetune as ft
+    import ragft_lib.finetune.train as ft_train  # where the training loop looks up copy and _make_trainer
 
     if args.no_copy_run:
         import copy as _copy
         import types
 
-        ft.copy = types.SimpleNamespace(deepcopy=lambda x, memo=None: x, copy=_copy.copy)
+        ft_train.copy = types.SimpleNamespace(deepcopy=lambda x, memo=None: x, copy=_copy.copy)
     if args.no_input_cast_run:
         # peft casts each adapted layer's input to the LoRA weights' dtype (fp32 here) before the
         # LoRA matmuls, which autocast then casts back to bf16/fp16: two activation-sized copies
         # per adapted layer, forward and backward. Under autocast the cast changes no result.
         from peft.helpers import disable_input_dtype_casting
 
-        make = ft._make_trainer
+        make = ft_train._make_trainer
 
         def make_without_cast(model, **kw):
             trainer = make(model, **kw)
@@ -195,20 +196,20 @@ def big_worker(args: argparse.Namespace) -> None:
             trainer.train = train_without_cast
             return trainer
 
-        ft._make_trainer = make_without_cast
+        ft_train._make_trainer = make_without_cast
     on_gpu = torch.cuda.is_available()
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     method = args.worker
     config = ft.LoRAConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                           learning_rate=1e-4 if method == "full" else 1e-3, progress=False, dtype=args.dtype,
+                           learning_rate=1e-4 if method == "full" else 1e-3, dtype=args.dtype,
                            target_modules=args.targets, r=args.r, alpha=2 * args.r)
     examples = _examples(args.batch_size * (args.steps + 1))
     t = time.perf_counter()
     if method == "lora":
-        res = ft.train_lora(args.model_dir, examples, config)
+        res = ft.train_lora(args.model_dir, examples, config, progress=False)
     else:
-        res = ft.train_full(args.model_dir, examples, config)
+        res = ft.train_full(args.model_dir, examples, config, progress=False)
     total = time.perf_counter() - t
     m = res.metrics
     steady = m.step_times_s[1:] or m.step_times_s
@@ -348,11 +349,11 @@ def overhead(args: argparse.Namespace) -> int:
 
     examples = _examples(args.batch_size * (args.steps + 1))
     gen = load_generator(str(folder), device=dev)
-    cfg = ft.LoRAConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=160, progress=False)
+    cfg = ft.LoRAConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=160)
 
     @section("trainer")
     def _trainer():
-        res = ft.train_lora(gen, examples, cfg)
+        res = ft.train_lora(gen, examples, cfg, progress=False)
         m = res.metrics
         return {"median_step_s": statistics.median(m.step_times_s[1:]), "steps": m.steps, "dtype": m.dtype,
                 "tokens": m.train_tokens}
@@ -361,7 +362,7 @@ def overhead(args: argparse.Namespace) -> int:
     def _trainer_cprofile():
         prof = cProfile.Profile()
         prof.enable()
-        res = ft.train_lora(gen, examples, cfg)
+        res = ft.train_lora(gen, examples, cfg, progress=False)
         prof.disable()
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
@@ -383,7 +384,7 @@ def overhead(args: argparse.Namespace) -> int:
                 p.data = p.data.float()
         m.train()
         data = ft.tokenize_examples(gen, ft.load_examples(examples), 160)
-        coll = ft._Collator(gen.tokenizer.pad_token_id)
+        coll = ft.Collator(gen.tokenizer.pad_token_id)
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
         batches = [coll([{"input_ids": data.input_ids[j], "labels": data.labels[j]}
                          for j in range(i * args.batch_size, (i + 1) * args.batch_size)]) for i in range(n_steps)]

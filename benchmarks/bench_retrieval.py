@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragft_lib.retrieval import Document, Retriever  # noqa: E402
-from ragft_lib.stores import ChunkRecord, FaissStore  # noqa: E402
+from ragft_lib.stores import ChunkRecord, FaissStore, embedding_like_vectors, search_quality  # noqa: E402
 
 
 def rss_gib() -> float:
@@ -110,49 +110,17 @@ def bench_overhead(rounds: int = 3, n_queries: int = 200) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def clustered_vectors(n: int, d: int = 384, *, topics: int = 1000, sub: int = 16, seed: int = 0,
-                      block: int = 100_000) -> np.ndarray:
-    """Embedding-like unit vectors: topic centres, each with its own low-dimensional spread, plus noise.
-
-    Sentence embeddings are neither uniform on the sphere nor full-rank: they gather around topics
-    and vary inside a topic along a few directions (low local intrinsic dimension). Here every
-    topic has its own random ``sub``-dimensional basis with a decaying (1/i) spectrum, spread of
-    norm 0.8, and isotropic noise of norm 0.15. Queries (another ``seed``) come from the same
-    topics. Uniform random vectors, or one isotropic Gaussian per cluster, are worst cases for
-    every approximate index (GUIDE.md) and are not used.
-    """
-    rng = np.random.default_rng(12345)  # the topics: identical for data and queries
-    centres = rng.normal(size=(topics, d)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    bases = rng.normal(size=(topics, sub, d)).astype(np.float32) / np.sqrt(d)
-    spectrum = (1.0 / np.arange(1, sub + 1)).astype(np.float32)
-    spectrum /= np.linalg.norm(spectrum)
-    r = np.random.default_rng(seed)
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, block):
-        m = min(block, n - s)
-        t = r.integers(0, topics, m)
-        z = r.normal(size=(m, sub)).astype(np.float32) * spectrum
-        spread = np.empty((m, d), dtype=np.float32)
-        order = np.argsort(t, kind="stable")
-        for rows in np.split(order, np.flatnonzero(np.diff(t[order])) + 1):  # one matmul per topic
-            spread[rows] = z[rows] @ bases[t[rows[0]]]
-        x = centres[t] + 0.8 * spread
-        x += (0.15 / np.sqrt(d)) * r.normal(size=(m, d)).astype(np.float32)
-        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
-
-
 def bench_scale(n: int, n_queries: int = 1000, kinds: tuple[str, ...] = ("hnsw", "ivf")) -> None:
     import faiss
 
     d = 384
-    print(f"(b) scale: {n:,} x {d} clustered embedding-like vectors (1000 topics, each a 16-d spread with 1/i spectrum), "
+    print(f"(b) scale: {n:,} x {d} embedding-like vectors (ragft_lib.stores.embedding_like_vectors: 2000 topics, "
+          f"a 32-d latent spread), "
           f"{n_queries} held-out queries from the same distribution, faiss {faiss.__version__}, "
           f"{faiss.omp_get_max_threads()} threads, {os.cpu_count()} cores")
     t = time.perf_counter()
-    xb = clustered_vectors(n, d, seed=0)
-    xq = clustered_vectors(n_queries, d, seed=1)
+    xb = embedding_like_vectors(n, d, seed=0)
+    xq = embedding_like_vectors(n_queries, d, seed=1)
     print(f"  mean cosine to the 1st / 10th / 100th exact neighbour: " + " / ".join(
         f"{v:.2f}" for v in faiss.knn(xq[:200], xb, 100, metric=faiss.METRIC_INNER_PRODUCT)[0].mean(0)[[0, 9, 99]]))
     print(f"  data generated in {time.perf_counter() - t:.1f} s, {xb.nbytes / 2**30:.2f} GiB raw float32")
@@ -170,7 +138,7 @@ def bench_scale(n: int, n_queries: int = 1000, kinds: tuple[str, ...] = ("hnsw",
     print(f"  baseline flat (exact): p50 {flat_p50:.1f} ms p99 {np.percentile(flat_ms, 99):.1f} ms "
           f"over {len(flat_ms)} single queries, recall@10 1.000, memory {xb.nbytes / 2**30:.2f} GiB")
 
-    records = [ChunkRecord(f"c{i}", f"d{i}", "", "", 0, 0) for i in range(n)]
+    records = [ChunkRecord(f"v{i}", f"d{i}", "", "", 0, 0) for i in range(n)]  # "v<row>": what search_quality reads
     settings = {
         "hnsw": (dict(hnsw_m=32, ef_construction=80), "ef_search", (16, 32, 64, 128)),
         "ivf": (dict(nlist=1024), "nprobe", (2, 4, 8, 16)),
@@ -188,18 +156,10 @@ def bench_scale(n: int, n_queries: int = 1000, kinds: tuple[str, ...] = ("hnsw",
               f"(+{rss_gib() - rss0:.2f} GiB RSS incl. records)")
         threads = faiss.omp_get_max_threads()
         for v in values:
-            store.params[knob] = v
+            store.set_search_params(**{knob: v})
             for omp in (threads, 1):  # 1 OpenMP thread per query is the usual serving setting
-                faiss.omp_set_num_threads(omp)
-                lat, found = [], []
-                for i in range(n_queries):
-                    t = time.perf_counter()
-                    res = store.search(xq[i : i + 1], 10)[0]
-                    lat.append((time.perf_counter() - t) * 1e3)
-                    found.append(res)
-                recall = float(np.mean([len({int(c[1:]) for c, _ in res} & set(gt[i].tolist())) / 10
-                                        for i, res in enumerate(found)]))
-                p50, p99 = statistics.median(lat), float(np.percentile(lat, 99))
+                q = search_quality(store, xq, gt, k=10, search_threads=omp)
+                recall, p50, p99 = q["recall"], q["p50_ms"], q["p99_ms"]
                 ok = "MEETS" if p99 <= 5 and recall >= 0.95 else "     "
                 print(f"    {knob}={v:4d} omp={omp}: p50 {p50:6.2f} ms p99 {p99:6.2f} ms recall@10 {recall:.3f} "
                       f"| p50 speed-up vs flat {flat_p50 / p50:6.0f}x {ok}")

@@ -65,20 +65,19 @@ def part_a(n: int, nq: int, efs: tuple[int, ...]) -> FaissStore:
     rows[0].update(search_quality(fs, xq, truth))
     print(f"    faiss HNSW built with {threads} threads, searched with 1")
     for ef in efs[1:]:
-        fs.params["ef_search"] = ef
+        fs.set_search_params(ef_search=ef)
         rows.append({**rows[0], **search_quality(fs, xq, truth), "store": f"faiss HNSW ef={ef}"})
     with tempfile.TemporaryDirectory() as tmp:
         url, srv = pg_url(tmp)
         pg = PgVectorStore(url, table="bench_stores", hnsw_m=16, ef_construction=64, ef_search=efs[0],
                            maintenance_work_mem="1GB")
         pg.drop()
-        version = pg._conn.execute("SELECT current_setting('server_version'), extversion FROM pg_extension "
-                                   "WHERE extname = 'vector'").fetchone()
-        print(f"    PostgreSQL {version[0]}, pgvector {version[1]} at {pg.url}")
+        version = pg.server_versions()
+        print(f"    PostgreSQL {version['postgresql']}, pgvector {version['pgvector']} at {pg.url}")
         rows.append(benchmark_store(pg, xb, xq, truth=truth, name=f"pgvector HNSW ef={efs[0]}"))
         base_pg = rows[-1]
         for ef in efs[1:]:
-            pg.params["ef_search"] = ef
+            pg.set_search_params(ef_search=ef)
             rows.append({**base_pg, **search_quality(pg, xq, truth), "store": f"pgvector HNSW ef={ef}"})
         ex = PgVectorStore(url, table="bench_stores", index="exact")
         exact = {**base_pg, **search_quality(ex, xq[:50], truth[:50]), "store": "pgvector exact (50 q)", "build_s": float("nan")}

@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ragft_lib.datasets import GENERAL_QUESTIONS, load_world
+    from ragft_lib.datasets import GENERAL_QUESTIONS, fact_examples, load_world
     from ragft_lib.evaluate import answer_accuracy
-    from ragft_lib.finetune import LoRAConfig, fact_examples, train_lora
+    from ragft_lib.finetune import LoRAConfig, train_lora
     from ragft_lib.models import load_generator
 
     world = load_world()

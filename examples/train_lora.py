@@ -41,19 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
-    from ragft_lib.finetune import LoRAConfig, fact_examples, train_lora
+    from ragft_lib.finetune import LoRAConfig, train_lora
 
     if args.data:
         examples = args.data
     else:
-        from ragft_lib.datasets import load_world
+        from ragft_lib.datasets import fact_examples, load_world
 
         examples = fact_examples(load_world().facts_in("train")[: args.world_facts], paraphrases=args.paraphrases)
     overrides = {k: v for k, v in dict(learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
                                           batch_size=args.batch_size).items() if v is not None}
-    config = LoRAConfig(r=args.r, grad_accum=args.grad_accum, load_in_4bit=args.load_in_4bit,
-                        progress=not args.no_progress, **overrides)
-    result = train_lora(args.model or "smollm2-135m", examples, config, output_dir=args.output_dir)
+    config = LoRAConfig(r=args.r, grad_accum=args.grad_accum, load_in_4bit=args.load_in_4bit, **overrides)
+    result = train_lora(args.model or "smollm2-135m", examples, config, output_dir=args.output_dir,
+                        progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         m = result.metrics
         print(f"ADAPTER WRITTEN {result.adapter_path}")

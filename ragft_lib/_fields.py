@@ -3,24 +3,36 @@
 Standard library only: :mod:`ragft_lib.decision` and :mod:`ragft_lib.cost` run in the reader's
 browser (Pyodide, no numpy).
 
-Every input field of :class:`~ragft_lib.cost.CostInputs` and :class:`~ragft_lib.decision.Scenario`
-is declared with :func:`spec`, which stores in ``dataclasses.field(metadata=...)``:
+Every field of a configuration dataclass (:class:`~ragft_lib.cost.CostInputs`,
+:class:`~ragft_lib.decision.Scenario`, :class:`~ragft_lib.finetune.LoRAConfig`,
+:class:`~ragft_lib.stores.FaissParams`, ...) is declared with :func:`spec`, and the class calls
+:func:`validate` in ``__post_init__``, so a bad value raises :class:`~ragft_lib.errors.ConfigError`
+naming the field when the object is built (scikit-learn's "declared parameter constraints":
+``tests/test_configs.py`` feeds every declared field of every such class a bad value).
+:func:`spec` stores in ``dataclasses.field(metadata=...)``:
 
 ``kind``
-    ``"float"``, ``"int"``, ``"bool"`` or ``"choice"``.
+    One of :data:`KINDS`: ``"float"`` (ints become floats), ``"number"`` (an int or a float,
+    kept as given), ``"int"``, ``"bool"``, ``"choice"``, ``"str"`` (non-blank text),
+    ``"strings"`` (a non-empty list of non-blank strings, stored as a list; with ``choices``, one
+    of those strings is accepted instead) or ``"path"`` (a non-blank path, stored as ``str``).
 ``label``, ``help``, ``unit``
     Short label, one-sentence help text, unit (``"USD"``, ``"requests/day"``, ``""``).
-``min``, ``min_exclusive``, ``max``
+``min``, ``min_exclusive``, ``max``, ``max_exclusive``
     Bounds of a number (``None`` when unbounded).
 ``choices``
     Allowed values of a ``"choice"`` field (a tuple of strings), else ``None``.
+``pattern``
+    A regular expression a ``"str"`` field must match in full, else ``None``.
 ``nullable``, ``null_means``
     Whether ``None`` is allowed, and what it means (e.g. "static: never changes").
 ``what_if``
     Values worth trying when asking "what would change the verdict" (decision only).
+``example``
+    A valid value of a field without a default (``spec(dataclasses.MISSING, ...)``).
 
-:func:`field_specs` turns them into JSON-ready dicts (a form generator reads those), and
-:func:`check` validates one value against them.
+:func:`field_specs` turns them into JSON-ready dicts (a form generator reads those), :func:`check`
+validates one value against them, and :func:`require` validates one function argument the same way.
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -41,12 +53,53 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
+import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
 
-KINDS = ("float", "int", "bool", "choice")
+__all__ = ["KINDS", "spec", "check_number", "check", "require", "validate", "field_specs", "is_config_class",
+           "with_source", "from_mapping"]
+
+#: The kinds of field :func:`spec` declares (see the module docstring).
+KINDS = ("float", "number", "int", "bool", "choice", "str", "strings", "path")
+_NUMERIC = ("float", "number", "int")
+
+
+def _meta(kind: str, *, label: str = "", help: str = "", unit: str = "", min: float | None = None,
+          min_exclusive: bool = False, max: float | None = None, max_exclusive: bool = False,
+          choices: tuple[str, ...] | None = None, pattern: str | None = None, nullable: bool = False,
+          null_means: str | None = None, what_if: tuple[Any, ...] | None = None,
+          example: Any = None) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "choice" and choices is None:
+        raise ValueError("choices are required for kind='choice'")
+    if choices is not None and kind not in ("choice", "strings"):
+        raise ValueError("choices are only for kind='choice' or 'strings'")
+    if (min is not None or max is not None) and kind not in _NUMERIC:
+        raise ValueError("min/max are only for numeric kinds")
+    if pattern is not None and kind != "str":
+        raise ValueError("pattern is only for kind='str'")
+    return {
+        "kind": kind,
+        "label": label,
+        "help": help,
+        "unit": unit,
+        "min": min,
+        "min_exclusive": bool(min_exclusive),
+        "max": max,
+        "max_exclusive": bool(max_exclusive),
+        "choices": tuple(choices) if choices is not None else None,
+        "pattern": pattern,
+        "nullable": bool(nullable),
+        "null_means": null_means,
+        "what_if": tuple(what_if) if what_if is not None else None,
+        "example": example,
+    }
 
 
 def spec(
@@ -59,35 +112,30 @@ def spec(
     min: float | None = None,
     min_exclusive: bool = False,
     max: float | None = None,
+    max_exclusive: bool = False,
     choices: tuple[str, ...] | None = None,
+    pattern: str | None = None,
     nullable: bool = False,
     null_means: str | None = None,
     what_if: tuple[Any, ...] | None = None,
+    example: Any = None,
 ) -> Any:
     """A ``dataclasses.field`` with a default and complete, machine-readable metadata.
+
+    ``default=dataclasses.MISSING`` declares a required field; give it a valid ``example``.
 
     >>> import dataclasses
     >>> f = spec(0.5, "float", label="p", help="A price.", unit="USD", min=0)
     >>> f.metadata["unit"], f.default
     ('USD', 0.5)
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if (kind == "choice") != (choices is not None):
-        raise ValueError("choices are required for, and only for, kind='choice'")
-    meta = {
-        "kind": kind,
-        "label": label,
-        "help": help,
-        "unit": unit,
-        "min": min,
-        "min_exclusive": bool(min_exclusive),
-        "max": max,
-        "choices": tuple(choices) if choices is not None else None,
-        "nullable": bool(nullable),
-        "null_means": null_means,
-        "what_if": tuple(what_if) if what_if is not None else None,
-    }
+    meta = _meta(kind, label=label, help=help, unit=unit, min=min, min_exclusive=min_exclusive, max=max,
+                 max_exclusive=max_exclusive, choices=choices, pattern=pattern, nullable=nullable,
+                 null_means=null_means, what_if=what_if, example=example)
+    if default is dataclasses.MISSING:
+        if example is None:
+            raise ValueError("a required field (default=MISSING) needs an example value")
+        return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -111,8 +159,11 @@ def check_number(name: str, value: Any, meta: Mapping[str, Any]) -> None:
             raise ConfigError(f"must be > {lo:g}{_unit(meta)}, got {value!r}", field=name)
         if not value >= lo:
             raise ConfigError(f"must be >= {lo:g}{_unit(meta)}, got {value!r}", field=name)
-    if hi is not None and not value <= hi:
-        raise ConfigError(f"must be <= {hi:g}{_unit(meta)}, got {value!r}", field=name)
+    if hi is not None:
+        if meta.get("max_exclusive") and not value < hi:
+            raise ConfigError(f"must be < {hi:g}{_unit(meta)}, got {value!r}", field=name)
+        if not value <= hi:
+            raise ConfigError(f"must be <= {hi:g}{_unit(meta)}, got {value!r}", field=name)
 
 
 def check(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
@@ -136,29 +187,85 @@ def check(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
         return value
     if kind == "choice":
         choices = meta["choices"]
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise ConfigError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}", field=name)
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if kind in ("str", "path"):
+        return _check_text(name, value, meta)
+    if kind == "strings":
+        return _check_strings(name, value, meta)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         hint = ""
         if isinstance(value, str):
             hint = " (in YAML, write 1e5 as 100000 or 1.0e+5: PyYAML reads 1e5 as text)" if "e" in value.lower() else ""
         raise ConfigError(f"must be a number, got {type(value).__name__} {value!r}{hint}", field=name)
     check_number(name, value, meta)
     if kind == "int":
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(f"must be a whole number, got {value!r}", field=name)
-            value = int(value)
-        return value
-    return float(value) if isinstance(value, int) else value
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if not float(value).is_integer():
+            raise ConfigError(f"must be a whole number, got {value!r}", field=name)
+        return int(value)
+    if kind == "number":
+        return value if isinstance(value, (int, float)) else float(value)
+    return float(value)
+
+
+def _check_text(name: str, value: Any, meta: Mapping[str, Any]) -> str:
+    """A ``"str"`` (non-blank, matching ``pattern``) or ``"path"`` (str or ``os.PathLike``, stored as str)."""
+    if meta["kind"] == "path" and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"must be {_expected(meta)}, got {type(value).__name__} {value!r}", field=name)
+    if not value.strip():
+        raise ConfigError(f"must not be empty, got {value!r}", field=name)
+    pattern = meta.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise ConfigError(f"must match {pattern}, got {value!r}", field=name)
+    return value
+
+
+def _check_strings(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    """A non-empty list of non-blank strings (stored as a list), or one of ``choices``."""
+    choices = meta.get("choices")
+    if isinstance(value, str):
+        if choices and value in choices:
+            return value
+        raise ConfigError(f"must be {_expected(meta)}, got {value!r}", field=name)
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(x, str) and x.strip() for x in value):
+        raise ConfigError(f"must be {_expected(meta)}, got {value!r}", field=name)
+    return list(value)
 
 
 def _expected(meta: Mapping[str, Any]) -> str:
     kind = meta["kind"]
     if kind == "choice":
         return "one of " + ", ".join(map(repr, meta["choices"]))
-    return {"bool": "true or false", "int": "a whole number", "float": "a number"}[kind]
+    if kind == "strings" and meta.get("choices"):
+        return "one of " + ", ".join(map(repr, meta["choices"])) + " or a non-empty list of names"
+    return {"bool": "true or false", "int": "a whole number", "float": "a number", "number": "a number",
+            "str": "a non-empty string", "path": "a file or folder path", "strings": "a non-empty list of names"}[kind]
+
+
+def require(name: str, value: Any, kind: str, **meta: Any) -> Any:
+    """Validate one function argument like a :func:`spec` field (same keywords); return it normalised.
+
+    For arguments that are not fields of a configuration dataclass, so that every check and every
+    message is the same everywhere.
+
+    >>> require("devices", 8, "int", min=1)
+    8
+    >>> require("devices", True, "int", min=1)
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: devices: must be a number, got bool True
+    >>> require("p_no_golden", 1.5, "float", min=0, max=1)
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: p_no_golden: must be <= 1, got 1.5
+    """
+    return check(name, value, _meta(kind, **meta))
 
 
 def validate(obj: Any) -> None:
@@ -180,10 +287,22 @@ def field_specs(cls: type) -> list[dict[str, Any]]:
     for f in dataclasses.fields(cls):
         if "kind" not in f.metadata:
             continue
-        d = {"name": f.name, "default": f.default}
+        required = f.default is dataclasses.MISSING
+        d = {"name": f.name, "default": None if required else f.default, "required": required}
         d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in f.metadata.items()})
         out.append(d)
     return out
+
+
+def is_config_class(cls: Any) -> bool:
+    """True for a dataclass with at least one :func:`spec` field (what ``tests/test_configs.py`` checks).
+
+    >>> from ragft_lib.cost import CostInputs
+    >>> is_config_class(CostInputs), is_config_class(int)
+    (True, False)
+    """
+    return (isinstance(cls, type) and dataclasses.is_dataclass(cls)
+            and any("kind" in f.metadata for f in dataclasses.fields(cls)))
 
 
 def with_source(err: ConfigError, source: str | None) -> ConfigError:

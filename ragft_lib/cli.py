@@ -36,6 +36,8 @@ from typing import Any, NoReturn, Sequence
 from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, costs, crossover
 from .errors import RagftError
 
+__all__ = ["main", "default_profile_path"]
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""

@@ -44,9 +44,15 @@ from typing import Any, Mapping, Sequence
 
 from ._fields import check, field_specs, from_mapping, spec, validate
 from .errors import ConfigError
+from .vocabulary import APPROACHES, COLOURS
 
-#: The three approaches, in the order every table and array uses.
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+__all__ = [
+    "APPROACHES", "DAYS_PER_MONTH", "HOURS_PER_MONTH", "PRICES_AS_OF", "PRICES_SOURCE", "DEFAULT_PRICES", "CostInputs",
+    "cost_breakdown", "monthly_cost", "cost_per_request", "costs", "Crossover", "crossover", "SensitivityRow",
+    "sensitivity", "cost_grid", "plot_costs", "plot_sensitivity", "breakdown_frame", "SCENARIO_RANGES",
+    "STATIC_SHARE", "SELF_HOSTED_SHARE", "sample_inputs", "cheapest_by_volume", "EXPLORER_FIELDS", "CostExplorer",
+    "explorer",
+]
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).
@@ -552,7 +558,7 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
     together, the rest comes from ``base``. ``hosting`` takes strings, ``knowledge_update_days``
     takes ``inf`` (or ``None``) for static knowledge. Returns arrays of the broadcast shape:
     ``"rag"``, ``"fine-tune"``, ``"hybrid"`` (monthly USD), ``"cheapest"`` (index into
-    :data:`APPROACHES`) and ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never).
+    :data:`~ragft_lib.vocabulary.APPROACHES`) and ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never).
     The same formulas as the scalar functions; 1M scenarios take well under a second
     (``benchmarks/bench_cost_grid.py``).
 
@@ -639,7 +645,7 @@ def plot_costs(
     r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
     grid = cost_grid(inputs, requests_per_day=r)
     for a in APPROACHES:
-        ax.plot(r, grid[a], label=a)
+        ax.plot(r, grid[a], label=a, color=COLOURS[a])
     c = crossover(inputs)
     if c.requests_per_day:
         y = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")

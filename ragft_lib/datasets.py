@@ -27,6 +27,9 @@ Default sizes (``seed=0``): 40 towns, 40 companies, 60 people, 560 facts, 140 do
 True
 
 A second, real-text corpus that ships with Python: :func:`load_pydoc_topics`.
+
+Training examples built from the world: :func:`fact_examples` (question/answer pairs with
+paraphrase augmentation) and :func:`raft_examples` (RAFT: question, golden and distractor documents).
 """
 
 from __future__ import annotations
@@ -34,13 +37,21 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from ._fields import require
 from .documents import Document
 from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+__all__ = [
+    "COUNTRY", "GENERAL_QUESTIONS", "Fact", "QAPair", "FactChange", "WorldUpdate", "World", "load_world",
+    "load_pydoc_topics", "fact_examples", "raft_prompt", "raft_examples",
+    "EXTRACTION_ATTRIBUTES", "EXTRACTION_SCHEMA", "EXTRACTION_INSTRUCTION", "extraction_prompt", "extraction_task",
+    "HOUSE_STYLE_GUIDE", "house_style", "follows_house_style", "style_task", "few_shot_messages",
+]
 
 COUNTRY = "Ostrevia"
 
@@ -486,12 +497,10 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
     >>> load_world(seed=3).facts[0] == load_world(seed=3).facts[0]
     True
     """
-    for fname, value in (("n_towns", n_towns), ("n_companies", n_companies), ("n_people", n_people)):
-        if not isinstance(value, int) or value < 2:
-            raise ConfigError(f"must be an integer >= 2, got {value!r}", field=fname)
+    n_towns, n_companies, n_people = (require(name, v, "int", min=2) for name, v in
+                                      (("n_towns", n_towns), ("n_companies", n_companies), ("n_people", n_people)))
     for fname, value in (("eval_fraction", eval_fraction), ("update_fraction", update_fraction)):
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"must be in [0, 1), got {value!r}", field=fname)
+        require(fname, value, "float", min=0, max=1, max_exclusive=True)
     rng = random.Random(seed)
     names = _NamePool(rng)
     towns = [names.take(lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES)) for _ in range(n_towns)]
@@ -593,6 +602,128 @@ def load_pydoc_topics(min_chars: int = 200) -> list[Document]:
 
 
 # --------------------------------------------------------------------------------------------
+# Training examples: facts (with paraphrase augmentation) and RAFT
+# --------------------------------------------------------------------------------------------
+
+_ATTRIBUTE_WORDS = {
+    "founded": "founding year", "born": "birth year", "festival_month": "name day",
+    "product": "main product", "headquarters": "headquarters",
+}
+
+
+def fact_examples(facts: Sequence[Fact], paraphrases: int = 2, statements: int = 0, *,
+                  answer: str = "sentence") -> list[dict[str, str]]:
+    """Training pairs from the world's facts, with paraphrase augmentation.
+
+    * ``paraphrases``: question phrasings per fact (the last phrasing of each fact is never used:
+      it is the held-out test of generalisation, so at most all phrasings but one).
+    * ``statements``: statement paraphrases per fact, each taught as the answer to
+      "What do you know about the <attribute> of <entity>?" (Ovadia et al. 2023's augmentation).
+    * ``answer``: ``"sentence"`` answers with the fact's statement ("Brindlemere lies on the
+      Ostreva river."); ``"short"`` with the bare answer ("Ostreva").
+
+    >>> ex = fact_examples(load_world().facts_in("train")[:2], paraphrases=2, statements=1)
+    >>> len(ex)
+    6
+    """
+    require("answer", answer, "choice", choices=("sentence", "short"))
+    facts = list(facts)
+    if not facts:
+        raise DataError("fact_examples got no facts")
+    n_q = len(facts[0].questions) - 1  # the last phrasing is held out
+    paraphrases = require("paraphrases", paraphrases, "int", min=0, max=n_q)
+    statements = require("statements", statements, "int", min=0, max=len(facts[0].statements))
+    if paraphrases + statements == 0:
+        raise ConfigError("paraphrases and statements are both 0: no examples to build", field="paraphrases")
+    out: list[dict[str, str]] = []
+    for f in facts:
+        reply = f.statement if answer == "sentence" else f.answer
+        for i in range(paraphrases):
+            out.append({"prompt": f.questions[i], "completion": reply, "answer": f.answer, "fact_id": f.id})
+        attr = _ATTRIBUTE_WORDS.get(f.attribute, f.attribute.replace("_", " "))
+        for i in range(statements):
+            out.append({"prompt": f"What do you know about the {attr} of {f.entity}?",
+                        "completion": f.statements[i], "answer": f.answer, "fact_id": f.id})
+    return out
+
+
+def raft_prompt(question: str, documents: Sequence[Document]) -> str:
+    """The user message of a RAFT example: numbered documents with their sources, then the question.
+
+    Use the same function at inference (with retrieved documents) as in training.
+
+    >>> print(raft_prompt("Who?", [Document("d", "Ilsa directs it.", "obs.md")]).splitlines()[2])
+    [1] obs.md
+    """
+    blocks = [f"[{i}] {d.source}\n{d.text.strip()}" for i, d in enumerate(documents, start=1)]
+    return ("Answer the question using the documents below. Quote the sentence you rely on and name its "
+            "source. If no document answers it, answer from what you know.\n\n"
+            + "\n\n".join(blocks) + f"\n\nQuestion: {question}")
+
+
+def _quote(text: str, answer: str) -> str | None:
+    """The sentence of ``text`` that contains ``answer`` (None when none does)."""
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        if answer.lower() in sentence.lower() and not sentence.lstrip().startswith("#"):
+            return sentence.strip()
+    return None
+
+
+def raft_examples(pairs: Sequence[Any], documents: Sequence[Document], *, distractors: int = 3,
+                  p_no_golden: float = 0.2, seed: int = 0,
+                  prompt_fn: Callable[[str, Sequence[Document]], str] = raft_prompt) -> list[dict[str, Any]]:
+    """RAFT-style examples (Zhang et al. 2024): question + golden document + distractor documents.
+
+    ``pairs`` hold ``question``, ``answer`` and ``doc_id`` (a :class:`~ragft_lib.datasets.QAPair`
+    or a dict); the golden document is ``documents``' entry with that id. Each example shows
+    ``distractors`` other documents, shuffled with the golden one. A fraction ``p_no_golden`` of
+    the examples (exactly ``round(p * n)``, chosen with ``seed``) omits the golden document and
+    shows one more distractor instead, so the model also learns the fact itself.
+
+    With the golden document present the completion quotes the sentence that holds the answer
+    and names its source; without it the completion states the answer only (no invented quote).
+    Each example also carries ``answer``, ``golden`` (bool) and ``doc_ids`` for evaluation.
+    """
+    distractors = require("distractors", distractors, "int", min=0)
+    p_no_golden = require("p_no_golden", p_no_golden, "float", min=0, max=1)
+    docs = {d.id: d for d in documents}
+    if not docs:
+        raise DataError("raft_examples got no documents")
+    rows = []
+    for i, p in enumerate(pairs):
+        get = p.get if isinstance(p, Mapping) else (lambda k, _p=p: getattr(_p, k, None))
+        q, a, doc_id = get("question"), get("answer"), get("doc_id")
+        if not (isinstance(q, str) and isinstance(a, str) and isinstance(doc_id, str)):
+            raise DataError(f"pair {i}: needs string fields 'question', 'answer' and 'doc_id', got {p!r:.120}")
+        if doc_id not in docs:
+            raise DataError(f"pair {i}: doc_id {doc_id!r} is not among the {len(docs)} documents given")
+        rows.append((q, a, doc_id))
+    if not rows:
+        raise DataError("raft_examples got no pairs")
+    if len(docs) < distractors + 2:
+        raise ConfigError(f"needs at least distractors + 2 = {distractors + 2} documents, got {len(docs)}",
+                          field="distractors")
+    rng = random.Random(seed)
+    no_golden = set(rng.sample(range(len(rows)), round(p_no_golden * len(rows))))
+    ids = list(docs)
+    out = []
+    for i, (q, a, doc_id) in enumerate(rows):
+        golden = i not in no_golden
+        others = rng.sample([d for d in ids if d != doc_id], distractors + (0 if golden else 1))
+        shown = others + ([doc_id] if golden else [])
+        rng.shuffle(shown)
+        quote = _quote(docs[doc_id].text, a) if golden else None
+        if quote:
+            completion = f'According to {docs[doc_id].source}: "{quote}" The answer is {a}.'
+        else:
+            completion = f"The answer is {a}."
+        out.append({"prompt": prompt_fn(q, [docs[d] for d in shown]), "completion": completion,
+                    "answer": a, "question": q, "golden": golden, "doc_ids": shown})
+    return out
+
+
+
+# --------------------------------------------------------------------------------------------
 # Tasks where fine-tuning changes the form of the answer, not the knowledge behind it
 # --------------------------------------------------------------------------------------------
 
@@ -622,8 +753,7 @@ def _sample(rows: list[dict], n: int | None, seed: int) -> list[dict]:
     """``n`` of ``rows`` drawn with ``seed`` (all of them when ``n`` is None)."""
     if n is None:
         return rows
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"must be a positive integer or None, got {n!r}", field="n")
+    n = require("n", n, "int", min=1)
     if n > len(rows):
         raise ConfigError(f"asked for {n} examples, the split has {len(rows)}", field="n")
     return random.Random(seed).sample(rows, n)

@@ -41,8 +41,14 @@ from ._fields import field_specs, from_mapping, spec, validate
 from .cost import PRICES_AS_OF, CostInputs, costs, crossover
 from .errors import DataError, RagftError
 from .latency import DEFAULT_PERCENTILES_MS, sla_check
+from .vocabulary import APPROACHES, COLOURS
 
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+__all__ = [
+    "MIN_LABELED_EXAMPLES", "CLEAN_LABELED_EXAMPLES", "FRESH_DAYS", "VERY_FRESH_DAYS", "LARGE_KB_DOCUMENTS",
+    "VERY_LARGE_KB_DOCUMENTS", "FACT_DIMENSIONS", "BEHAVIOUR_DIMENSIONS", "Scenario", "Reason", "Change",
+    "Recommendation", "FLAG_RULES", "recommend", "RULES", "RULE_BASE", "rules_frame", "load_scenarios",
+    "main_reasons", "verdicts_frame", "sweep", "verdict_map", "plot_verdict_map", "ScenarioForm", "form",
+]
 #: Below this many labeled examples fine-tuning is ruled out ("a few hundred").
 MIN_LABELED_EXAMPLES = 300
 #: From this many labeled examples the labels count as a clean training set for cost at scale.
@@ -806,10 +812,6 @@ def verdict_map(scenario: Scenario | Mapping[str, Any], x_field: str, x_values: 
     frame = pd.DataFrame(list(cells.values()), index=pd.Index(list(y_values), dtype=object, name=y_field),
                          columns=pd.Index(list(x_values), dtype=object, name=x_field))
     return frame
-
-
-#: Colours of the approaches in plots.
-COLOURS: Mapping[str, str] = {"rag": "#2a7ab0", "fine-tune": "#d9822b", "hybrid": "#5a9e4b"}
 
 
 def plot_verdict_map(frame: Any, ax: Any = None, title: str | None = None) -> Any:

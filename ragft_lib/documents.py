@@ -10,6 +10,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+__all__ = ["Document"]
+
 
 @dataclass(frozen=True)
 class Document:

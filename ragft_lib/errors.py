@@ -7,6 +7,8 @@ traceback from inside numpy, faiss or torch.
 
 from __future__ import annotations
 
+__all__ = ["RagftError", "ConfigError", "DataError", "ModelNotFoundError", "IndexFormatError", "StoreError"]
+
 
 class RagftError(Exception):
     """Base class of every error ragft_lib raises on purpose."""

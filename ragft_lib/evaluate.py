@@ -57,6 +57,7 @@ __all__ = [
     "cited_markers", "cited_span", "citation_support", "citation_precision",
     "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
     "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
+    "answer_accuracies",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

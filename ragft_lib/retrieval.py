@@ -57,7 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Document", "Hit", "Retriever", "load_folder", "chunk_document", "EmbeddingCache",
-    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS",
+    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS", "RRF_K", "RETRIEVER_META_VERSION",
+    "html_to_text", "rrf_fuse", "check_query",
 ]
 
 log = logging.getLogger(__name__)
@@ -526,12 +527,20 @@ def _check_documents(documents: Any, what: str) -> list[Document]:
     return docs
 
 
-def _check_query(query: Any) -> str:
+def check_query(query: Any) -> str:
+    """``query`` if it is a non-blank string, else :class:`~ragft_lib.errors.ConfigError` naming ``query``.
+
+    >>> check_query("Who founded Tolvik Works?")
+    'Who founded Tolvik Works?'
+    """
     if not isinstance(query, str):
         raise ConfigError(f"must be a string, got {type(query).__name__}", field="query")
     if not query.strip():
         raise ConfigError("must not be empty or whitespace", field="query")
     return query
+
+
+_check_query = check_query  # the old private name, kept for callers of earlier versions
 
 
 class Retriever:

@@ -21,7 +21,7 @@ from ragft_lib.datasets import QAPair, load_world
 from ragft_lib.documents import Document
 from ragft_lib.errors import ConfigError, DataError
 from ragft_lib.finetune import (
-    ADAPTER_META, IGNORE_INDEX, FineTuneResult, LoRAConfig, _Collator, completion_loss, completion_only_loss,
+    ADAPTER_META, IGNORE_INDEX, Collator, FineTuneResult, LoRAConfig, completion_loss, completion_only_loss,
     detect_target_modules,
     fact_examples, load_adapter, load_examples, merge, raft_examples, read_adapter_meta, tokenize_examples,
     train_full, train_lora, training_precision,
@@ -65,7 +65,7 @@ def tiny(smol: Generator) -> Generator:
     return _tiny(smol)
 
 
-FAST = LoRAConfig(max_steps=3, batch_size=2, learning_rate=2e-2, progress=False, max_length=96, target_modules="auto")
+FAST = LoRAConfig(max_steps=3, batch_size=2, learning_rate=2e-2, max_length=96, target_modules="auto")
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_labels_mask_the_prompt_and_keep_the_completion(smol):
         assert labels[:n] == [IGNORE_INDEX] * n
         assert labels[n:] == ids[n:] and n < len(ids)
         assert tok.decode(labels[n:]) == e["messages"][-1]["content"] + "<|im_end|>\n"
-    batch = _Collator(tok.pad_token_id)([{"input_ids": i, "labels": lab} for i, lab in zip(data.input_ids, data.labels)])
+    batch = Collator(tok.pad_token_id)([{"input_ids": i, "labels": lab} for i, lab in zip(data.input_ids, data.labels)])
     short = min(range(2), key=lambda i: len(data.input_ids[i]))
     k = len(data.input_ids[short])
     assert batch["attention_mask"][short, :k].all() and not batch["attention_mask"][short, k:].any()
@@ -162,7 +162,7 @@ def test_labels_mask_the_prompt_and_keep_the_completion(smol):
 
 def test_completion_only_loss_equals_the_models_own_loss(tiny):
     data = tokenize_examples(tiny, load_examples(FACTS), max_length=96)
-    batch = _Collator(tiny.tokenizer.pad_token_id)(
+    batch = Collator(tiny.tokenizer.pad_token_id)(
         [{"input_ids": i, "labels": lab} for i, lab in zip(data.input_ids, data.labels)])
     with torch.no_grad():
         reference = tiny.model(**batch).loss
@@ -268,6 +268,40 @@ def test_config_validated_at_the_boundary(field, value):
 def test_config_defaults_are_valid():
     cfg = LoRAConfig(target_modules=("q_proj", "v_proj"))
     assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.to_dict()["r"] == 8
+
+
+def test_runtime_options_are_neither_saved_nor_hashed(tiny, tmp_path):
+    """Progress bar, threads and logging interval are RuntimeOptions: not in the config, the adapter or the key."""
+    from ragft_lib.finetune import RuntimeOptions, run_key
+
+    with pytest.warns(DeprecationWarning, match="pass them to train_lora"):
+        old_style = LoRAConfig(max_steps=2, batch_size=2, progress=False, logging_steps=2)
+    assert old_style == LoRAConfig(max_steps=2, batch_size=2)
+    assert not {"progress", "num_threads", "logging_steps"} & set(old_style.to_dict())
+    assert run_key("m", FACTS, old_style) == run_key("m", FACTS, LoRAConfig(max_steps=2, batch_size=2))
+    assert old_style.runtime() == RuntimeOptions(progress=False, logging_steps=2)  # old call sites keep working
+    assert old_style.runtime(progress=True, num_threads=None).progress is True  # keywords win
+    res = train_lora(tiny, FACTS[:2], LoRAConfig(max_steps=2, batch_size=2), output_dir=tmp_path / "a",
+                     progress=False, logging_steps=1)
+    saved = read_adapter_meta(res.adapter_path)["config"]
+    assert saved == LoRAConfig(max_steps=2, batch_size=2).to_dict() and "progress" not in saved
+    for kw in ({"num_threads": 0}, {"progress": "no"}, {"logging_steps": 1.5}):
+        with pytest.raises(ConfigError) as err:
+            train_lora(tiny, FACTS, FAST, **kw)
+        assert err.value.field == next(iter(kw))
+
+
+def test_run_keys_of_earlier_versions_are_kept():
+    """The adapter cache stays valid: these keys were computed before runtime options left LoRAConfig."""
+    from ragft_lib.finetune import run_key
+
+    ex = [{"prompt": "Q?", "completion": "A."}, {"prompt": "Q2?", "completion": "B."}]
+    base = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    experiments = LoRAConfig(target_modules="all", epochs=3, learning_rate=3e-3, max_length=72, batch_size=8, seed=0)
+    assert run_key(base, ex, experiments) == "5f51d6b8b5b86e7398d2"
+    chapter20 = LoRAConfig(epochs=1, learning_rate=3e-3, r=8, alpha=16, target_modules="all", batch_size=8,
+                           max_length=192, seed=0)
+    assert run_key(base, ex, chapter20) == "986808737ff38d6b0365"
 
 
 def test_training_precision_by_device():
@@ -433,7 +467,7 @@ def test_not_an_adapter_folder(tiny, tmp_path):
 
 
 def test_interrupted_save_keeps_the_previous_adapter(tiny, tmp_path, monkeypatch):
-    import ragft_lib.finetune as ft
+    import ragft_lib.finetune.adapters as ft  # where the adapter files are written
 
     out = tmp_path / "adapter"
     first = train_lora(tiny, FACTS, FAST, output_dir=out)
@@ -448,14 +482,14 @@ def test_interrupted_save_keeps_the_previous_adapter(tiny, tmp_path, monkeypatch
 
     monkeypatch.setattr(ft, "_write_adapter_files", crash_mid_save)
     with pytest.raises(KeyboardInterrupt):
-        train_lora(tiny, FACTS[:2], LoRAConfig(max_steps=2, batch_size=2, seed=7, progress=False), output_dir=out)
+        train_lora(tiny, FACTS[:2], LoRAConfig(max_steps=2, batch_size=2, seed=7), output_dir=out, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == snapshot
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
     text = tiny.format_prompt("Hi")
     assert torch.equal(load_adapter(tiny, out).logits(text), first.generator.logits(text))
 
     monkeypatch.setattr(ft, "_write_adapter_files", real)  # a later complete run replaces it
-    second = train_lora(tiny, FACTS[:2], LoRAConfig(max_steps=2, batch_size=2, seed=7, progress=False), output_dir=out)
+    second = train_lora(tiny, FACTS[:2], LoRAConfig(max_steps=2, batch_size=2, seed=7), output_dir=out, progress=False)
     assert (out / "adapter_model.safetensors").read_bytes() != snapshot["adapter_model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
     assert torch.equal(load_adapter(tiny, out).logits(text), second.generator.logits(text))
@@ -480,8 +514,8 @@ def test_train_from_jsonl_and_model_folder(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_adapter_round_trip_identical_logits_smollm2(smol, tmp_path):
-    cfg = LoRAConfig(max_steps=2, batch_size=4, learning_rate=1e-3, progress=False, target_modules="auto")
-    res = train_lora(smol, FACTS, cfg, output_dir=tmp_path / "smol-adapter")
+    cfg = LoRAConfig(max_steps=2, batch_size=4, learning_rate=1e-3, target_modules="auto")
+    res = train_lora(smol, FACTS, cfg, output_dir=tmp_path / "smol-adapter", progress=False)
     assert res.metrics.trainable_params == 921_600
     assert res.metrics.adapter_size_bytes < 0.02 * 4 * smol.num_parameters
     text = smol.format_prompt(FACTS[2]["prompt"]) + "Strandholm was founded in"
@@ -498,7 +532,7 @@ def test_short_real_training_lowers_the_loss(smol, tmp_path):
         {"prompt": "Where was Maera Dunsel born?", "completion": "Maera Dunsel was born in Brindlemere."},
     ]
     before = completion_loss(smol, ex)
-    res = train_lora(smol, ex, LoRAConfig(epochs=5, batch_size=3, learning_rate=2e-3, progress=False))
+    res = train_lora(smol, ex, LoRAConfig(epochs=5, batch_size=3, learning_rate=2e-3), progress=False)
     after = completion_loss(res.generator, ex)
     assert res.metrics.loss_curve[-1] < res.metrics.loss_curve[0]
     assert after < 0.6 * before, (before, after)
@@ -541,7 +575,7 @@ def test_train_or_load_reuses_an_identical_finished_run(tmp_path, monkeypatch):
     assert first.adapter_path.parent == tmp_path and (first.adapter_path / ft.ADAPTER_META).exists()
 
     calls = []
-    monkeypatch.setattr(ft, "train_lora", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(ft.cache, "train_lora", lambda *a, **k: calls.append(1))
     again = ft.train_or_load(base, examples, config, cache_dir=tmp_path)
     assert calls == [] and again.adapter_path == first.adapter_path
     assert again.metrics.loss_curve == first.metrics.loss_curve

@@ -216,6 +216,19 @@ def test_bad_arguments(pg_url):
         PgVectorStore(pg_url, hnsw_m=0)
 
 
+def test_versions_and_search_parameters(pg_url, table):
+    s = PgVectorStore(pg_url, table=table, ef_search=40)
+    v = s.server_versions()
+    assert v["postgresql"].split(".")[0].isdigit() and v["pgvector"].count(".") == 2
+    with pytest.raises(TypeError):
+        s.params["ef_search"] = 100
+    with pytest.raises(ConfigError, match="ef_search"):
+        s.set_search_params(ef_search=-1)
+    s.set_search_params(ef_search=100)
+    assert s.params["ef_search"] == 100
+    s.close()
+
+
 def test_exact_store_scans_even_a_table_with_an_hnsw_index(pg_url, table):
     from ragft_lib.stores import embedding_like_vectors, exact_neighbours, search_quality
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragft_lib import stores
+from ragft_lib.stores import faiss as faiss_store  # where a save writes its files
 from ragft_lib.errors import ConfigError, DataError, IndexFormatError, StoreError
 from ragft_lib.retrieval import (
     MODES, Document, EmbeddingCache, Hit, Retriever, chunk_document, load_folder, rrf_fuse,
@@ -276,7 +277,7 @@ def test_crash_during_save_keeps_previous_index(r, tmp_path, embedder, monkeypat
     r.save(tmp_path / "idx")
     before = state(Retriever.load(tmp_path / "idx", embedder=embedder))
     r.add([Document("new", "A new document about lighthouses.")])
-    real, n = stores._write_bytes, {"calls": 0}
+    real, n = faiss_store._write_bytes, {"calls": 0}
 
     def crash_second_write(path, data):
         n["calls"] += 1
@@ -284,7 +285,7 @@ def test_crash_during_save_keeps_previous_index(r, tmp_path, embedder, monkeypat
             raise KeyboardInterrupt("power cut (simulated)")
         return real(path, data)
 
-    monkeypatch.setattr(stores, "_write_bytes", crash_second_write)
+    monkeypatch.setattr(faiss_store, "_write_bytes", crash_second_write)
     with pytest.raises(KeyboardInterrupt):
         r.save(tmp_path / "idx")
     monkeypatch.undo()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ragft_lib import stores
+from ragft_lib.stores import faiss as faiss_store  # where a save writes its files
 from ragft_lib.errors import ConfigError, IndexFormatError, StoreError
 from ragft_lib.stores import ChunkRecord, FaissStore, VectorStore
 
@@ -161,7 +162,7 @@ def test_crash_during_save_leaves_previous_index(tmp_path, monkeypatch, fail_on)
     before = snapshot(FaissStore.load(tmp_path / "idx"), x[:2])
     s.delete(["c0", "c1"])
     s.add(recs(5, offset=100), unit(5, seed=3))
-    real = stores._write_bytes
+    real = faiss_store._write_bytes
     calls = {"n": 0}
 
     def flaky(path, data):
@@ -172,10 +173,10 @@ def test_crash_during_save_leaves_previous_index(tmp_path, monkeypatch, fail_on)
             raise OSError("disk full (simulated)")
         return real(path, data)
 
-    monkeypatch.setattr(stores, "_write_bytes", flaky)
+    monkeypatch.setattr(faiss_store, "_write_bytes", flaky)
     with pytest.raises(OSError, match="simulated"):
         s.save(tmp_path / "idx")
-    monkeypatch.setattr(stores, "_write_bytes", real)
+    monkeypatch.setattr(faiss_store, "_write_bytes", real)
     assert snapshot(FaissStore.load(tmp_path / "idx"), x[:2]) == before
     s.save(tmp_path / "idx")  # and the next save works and cleans up
     assert FaissStore.load(tmp_path / "idx").count() == 53
@@ -214,7 +215,7 @@ def test_corrupt_file_with_matching_checksum_is_still_caught(tmp_path):
     v = _version(tmp_path / "idx")
     (v / "index.faiss").write_bytes(b"garbage" * 10)
     m = json.loads((v / "manifest.json").read_text())
-    m["files"]["index.faiss"] = {"sha256": stores._sha256_file(v / "index.faiss"), "bytes": 70}
+    m["files"]["index.faiss"] = {"sha256": faiss_store._sha256_file(v / "index.faiss"), "bytes": 70}
     (v / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexFormatError, match="faiss cannot read it"):
         FaissStore.load(tmp_path / "idx")
@@ -245,3 +246,23 @@ def test_bad_constructor_arguments():
         FaissStore("lsh")
     with pytest.raises(ConfigError, match="hnsw_m"):
         FaissStore("hnsw", hnsw_m=0)
+    with pytest.raises(ConfigError) as err:
+        FaissStore(rebuild_fraction="0.5")
+    assert err.value.field == "rebuild_fraction"
+
+
+def test_search_parameters_change_only_through_their_checks():
+    s = FaissStore("hnsw", ef_search=16)
+    x = unit(200)
+    s.add(recs(200), x)
+    with pytest.raises(TypeError):
+        s.params["ef_search"] = 100  # read-only: writes past the checks are refused
+    with pytest.raises(ConfigError) as err:
+        s.set_search_params(ef_search=0)
+    assert err.value.field == "ef_search" and s.params["ef_search"] == 16
+    s.set_search_params(ef_search=128)
+    assert s.params["ef_search"] == 128 and s.search(x[:1], 1)[0][0][0] == "c0"
+    ivf = FaissStore("ivf", nlist=4, nprobe=1)
+    ivf.add(recs(200), x)
+    ivf.set_search_params(nprobe=4)  # every list probed: exact
+    assert [h[0][0] for h in ivf.search(x[:5], 1)] == [f"c{i}" for i in range(5)]

@@ -91,7 +91,7 @@ class Lab:
         """``train_or_load`` with the settings' LoRA config (see :meth:`ExperimentSettings.lora_config`)."""
         from ..finetune import train_or_load
 
-        return train_or_load(self.generator, examples, self.settings.lora_config(context=context))
+        return train_or_load(self.generator, examples, self.settings.lora_config(context=context), progress=False)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
