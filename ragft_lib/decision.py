@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ._fields import field_specs, from_mapping, spec, validate
-from .cost import PRICES_AS_OF, CostInputs, costs, crossover
+from .cost import PRICES_AS_OF, CostInputs, as_cost_inputs, costs, crossover
 from .errors import DataError, RagftError
 from .latency import DEFAULT_PERCENTILES_MS, sla_check
 
@@ -620,14 +620,15 @@ def _what_would_change(s: Scenario, approach: str, cost: Mapping[str, Any], cost
 def recommend(
     scenario: Scenario | Mapping[str, Any],
     *,
-    cost_inputs: CostInputs | None = None,
+    cost_inputs: CostInputs | Mapping[str, Any] | None = None,
     latency: Any = None,
     explain_changes: bool = True,
 ) -> Recommendation:
     """Recommend ``"rag"``, ``"fine-tune"`` or ``"hybrid"`` for a scenario, with reasons.
 
-    ``cost_inputs`` replaces the default prices (its volume, knowledge cadence and hosting are
-    taken from the scenario); ``latency`` is a :class:`~ragft_lib.latency.LatencyReport` or a
+    ``cost_inputs`` (a :class:`~ragft_lib.cost.CostInputs` or a mapping of its fields) replaces
+    the default prices (its volume, knowledge cadence and hosting are taken from the scenario);
+    ``latency`` is a :class:`~ragft_lib.latency.LatencyReport` or a
     ``{approach: {"p50", "p95", "p99"}}`` mapping in ms (default:
     :data:`~ragft_lib.latency.DEFAULT_PERCENTILES_MS`). ``explain_changes=False`` skips the search
     for the changes that would flip the verdict.
@@ -637,6 +638,8 @@ def recommend(
     'fine-tune'
     """
     s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+    if cost_inputs is not None:
+        cost_inputs = as_cost_inputs(cost_inputs, "cost_inputs")
     percentiles = getattr(latency, "percentiles_ms", latency) or DEFAULT_PERCENTILES_MS
     missing = [a for a in APPROACHES if a not in percentiles or "p95" not in percentiles[a]]
     if missing:

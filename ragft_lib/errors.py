@@ -42,3 +42,24 @@ class IndexFormatError(RagftError):
 
 class StoreError(RagftError):
     """A vector store (database) failed: unreachable, misconfigured, or holding other data."""
+
+
+class WriteError(RagftError, OSError):
+    """Writing a file failed (disk full, no permission, read-only file system); the message names
+    the path and what was kept. Also an :class:`OSError` carrying the original ``errno``, so code
+    that caught the raw error still catches this one.
+
+    >>> import errno
+    >>> err = WriteError.from_os_error(OSError(errno.ENOSPC, "No space left on device"), "idx/", "save the index")
+    >>> str(err), err.errno == errno.ENOSPC
+    ('idx/: could not save the index: No space left on device (errno 28)', True)
+    """
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: object, action: str, kept: str = "") -> "WriteError":
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        code = f" (errno {exc.errno})" if exc.errno is not None else ""
+        err = cls(f"{path}: could not {action}: {reason}{code}" + (f"; {kept}" if kept else ""))
+        err.errno = exc.errno
+        err.filename = str(path)
+        return err
