@@ -706,7 +706,7 @@ def load_scenarios(folder: str | Path, pattern: str = "*") -> dict[str, Scenario
     """Every ``.json``/``.yaml``/``.yml`` scenario file in ``folder``, by file stem, sorted by name.
 
     >>> sorted(load_scenarios("examples"))[:2]             # doctest: +SKIP
-    ['clinical_guidelines_assistant', 'issue6_example']
+    ['clinical_guidelines_assistant', 'daily_facts_strict_format']
     """
     folder = Path(folder)
     if not folder.is_dir():

@@ -60,6 +60,8 @@ class WriteError(RagftError, OSError):
         reason = exc.strerror or str(exc) or type(exc).__name__
         code = f" (errno {exc.errno})" if exc.errno is not None else ""
         err = cls(f"{path}: could not {action}: {reason}{code}" + (f"; {kept}" if kept else ""))
-        err.errno = exc.errno
-        err.filename = str(path)
+        err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
         return err
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 28] ..." without the explanation
+        return str(self.args[0]) if self.args else ""

@@ -23,7 +23,7 @@ EXPECTED = {
     "medical_codes_static.yaml": "fine-tune",
     "product_catalog_json.yaml": "hybrid",
     "clinical_guidelines_assistant.json": "hybrid",
-    "issue6_example.yaml": "hybrid",
+    "daily_facts_strict_format.yaml": "hybrid",
 }
 
 
