@@ -84,7 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     rec = sub.add_parser("recommend", help="recommend rag, fine-tune or hybrid for a scenario file")
-    rec.add_argument("scenario", help="scenario file (.yaml, .yml or .json); see examples/")
+    rec.add_argument("scenario", help="scenario file (.yaml, .yml or .json), or the name of an example that "
+                                      "comes with ragft_lib (e.g. support_bot_prototype; see examples/)")
     rec.add_argument("--json", action="store_true", help="print the recommendation as JSON")
 
     cost = sub.add_parser(
@@ -224,9 +225,9 @@ def _bench(args: argparse.Namespace) -> str:
 
 
 def _recommend(args: argparse.Namespace) -> str:
-    from .decision import Scenario, recommend
+    from .decision import Scenario, find_scenario_file, recommend
 
-    rec = recommend(Scenario.from_file(args.scenario))
+    rec = recommend(Scenario.from_file(find_scenario_file(args.scenario)))
     return json.dumps(rec.to_dict(), indent=2) if args.json else rec.to_markdown()
 
 

@@ -702,6 +702,50 @@ def rules_frame() -> Any:
         for dim, when, fav, w, trigger in RULES])
 
 
+_SCENARIO_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def examples_dir() -> Path:
+    """Folder of the example scenario files that come with ragft_lib.
+
+    ``ragft_lib/examples`` inside an installed wheel, ``examples/`` beside the package in a
+    source checkout (the same files: the wheel is built from that folder).
+
+    >>> (examples_dir() / "support_bot_prototype.yaml").is_file()
+    True
+    """
+    package = Path(__file__).resolve().parent
+    for folder in (package / "examples", package.parent / "examples"):
+        if folder.is_dir() and any(p.suffix in _SCENARIO_SUFFIXES for p in folder.iterdir()):
+            return folder
+    raise DataError(f"the example scenarios are missing: neither {package / 'examples'} nor "
+                    f"{package.parent / 'examples'} exists (reinstall ragft_lib)")
+
+
+def find_scenario_file(name: str | Path) -> Path:
+    """``name`` if it is a file, else the bundled example of that name (see :func:`examples_dir`).
+
+    ``support_bot_prototype``, ``support_bot_prototype.yaml`` and
+    ``examples/support_bot_prototype.yaml`` all find the same example from any folder.
+
+    >>> find_scenario_file("support_bot_prototype").name
+    'support_bot_prototype.yaml'
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    try:
+        folder = examples_dir()
+    except DataError:
+        raise DataError(f"{name}: no such file") from None
+    bundled = sorted(p for p in folder.iterdir() if p.suffix in _SCENARIO_SUFFIXES)
+    for p in bundled:
+        if path.name in (p.name, p.stem):
+            return p
+    raise DataError(f"{name}: no such file, and no example scenario of that name "
+                    f"(examples: {', '.join(p.stem for p in bundled)})")
+
+
 def load_scenarios(folder: str | Path, pattern: str = "*") -> dict[str, Scenario]:
     """Every ``.json``/``.yaml``/``.yml`` scenario file in ``folder``, by file stem, sorted by name.
 

@@ -221,7 +221,7 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         try:
             from huggingface_hub.utils import get_session
 
-            get_session().head(endpoint, timeout=timeout, follow_redirects=False)
+            get_session().head(endpoint, timeout=timeout)
             _HUB_PROBES[endpoint] = True
         except Exception as exc:  # any transport error means "no answer" (httpx, ssl, socket, ...)
             log.info("Hugging Face hub %s unreachable (%s): using local files only", endpoint, type(exc).__name__)
@@ -327,22 +327,34 @@ def check_model(name: str | None = None, kind: str = "generator") -> str:
         return f"package {packaged[0].replace('_', '-')}"
     if _looks_like_path(name):
         raise ModelNotFoundError(f"{kind} {name!r}{f' (from {env_var})' if from_env else ''}: no such folder")
-    if _hub_id_cached(name):
-        return f"Hugging Face cache {name}"
+    local_only = _check_hub_id(kind, name, packaged, from_env)
+    return f"Hugging Face cache {name}" if local_only else f"hub {name}"
+
+
+def _check_hub_id(kind: str, name: str, packaged: tuple[str, str] | None, from_env: bool) -> bool:
+    """Before transformers is even imported: fail at once for a hub id that cannot load; return
+    ``local_files_only`` (True when the hub is unreachable but the id is in the local cache).
+
+    Unreachable hub: the id must be in the local Hugging Face cache. Reachable hub: one metadata
+    request must not answer "repository not found" (any other answer lets the load go ahead).
+    """
+    env_var = "RAGFT_GENERATOR" if kind == "generator" else "RAGFT_EMBEDDER"
+    hint = packaged[1] if packaged else None
     if not hub_reachable():
-        raise _not_found(kind, name, env_var, packaged_hint=packaged[1] if packaged else None,
-                         hub="unreachable", from_env=from_env)
+        if _hub_id_cached(name):
+            return True
+        raise _not_found(kind, name, env_var, packaged_hint=hint, hub="unreachable", from_env=from_env)
     try:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import RepositoryNotFoundError
 
         HfApi().model_info(name, timeout=10)
     except RepositoryNotFoundError as exc:
-        raise _not_found(kind, name, env_var, packaged_hint=packaged[1] if packaged else None,
-                         hub="reachable", cause=exc, from_env=from_env) from None
-    except Exception as exc:  # a gated model, a validation error, a flaky network: let the load decide
-        log.info("could not confirm %s on the hub (%s); trying anyway", name, exc)
-    return f"hub {name}"
+        raise _not_found(kind, name, env_var, packaged_hint=hint, hub="reachable", cause=exc,
+                         from_env=from_env) from None
+    except Exception as exc:  # a gated model, an id the client refuses, a flaky network: the load decides
+        log.info("could not confirm %s on the hub (%s: %s); trying anyway", name, type(exc).__name__, exc)
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,30 +638,32 @@ def load_generator(name: str | None = None, device: str | None = None, dtype: st
     """
     from_env = name is None and bool(os.environ.get("RAGFT_GENERATOR"))
     name = _resolve_name(name, "RAGFT_GENERATOR", DEFAULT_GENERATOR)
-    choice = choose_device(device, dtype)
     packaged = _PACKAGED_GENERATORS.get(name)
-    model = tok = None
-    source = ""
-    if Path(name).expanduser().is_dir():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        folder = Path(name).expanduser()
+    # Where the model comes from is settled first (a wrong name fails in about a second, before
+    # torch and transformers are imported), then the device, then the load.
+    folder = Path(name).expanduser()
+    package = _package_folder(packaged[0]) if packaged else None
+    local_only = False
+    if folder.is_dir():
         if not (folder / "config.json").exists():
             raise ModelNotFoundError(f"{folder} is a folder but holds no config.json: not a transformers model folder")
+    elif package is None:
+        if _looks_like_path(name):
+            raise ModelNotFoundError(f"generator {name!r}{' (from RAGFT_GENERATOR)' if from_env else ''}: "
+                                     "no such folder")
+        # Ask the hub once, briefly: when it cannot answer, read only the local cache (the hub
+        # client would retry for about a minute, printing retry lines, before failing).
+        local_only = _check_hub_id("generator", name, packaged, from_env)
+    choice = choose_device(device, dtype)
+    if folder.is_dir():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=choice.torch_dtype)
         tok = AutoTokenizer.from_pretrained(str(folder))
         source = f"local folder {folder}"
-    elif packaged and _package_folder(packaged[0]) is not None:
-        model, tok, source = _load_packaged_smollm2(_package_folder(packaged[0]), choice)
-    elif _looks_like_path(name):
-        raise ModelNotFoundError(f"generator {name!r}{' (from RAGFT_GENERATOR)' if from_env else ''}: no such folder")
+    elif package is not None:
+        model, tok, source = _load_packaged_smollm2(package, choice)
     else:
-        # Ask the hub once, briefly: when it cannot answer, read only the local cache (the hub
-        # client would retry for about a minute, printing retry lines, before failing).
-        local_only = not hub_reachable()
-        if local_only and not _hub_id_cached(name):
-            raise _not_found("generator", name, "RAGFT_GENERATOR", packaged_hint=packaged[1] if packaged else None,
-                             hub="unreachable", from_env=from_env)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
@@ -744,7 +758,6 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     """
     from_env = name is None and bool(os.environ.get("RAGFT_EMBEDDER"))
     name = _resolve_name(name, "RAGFT_EMBEDDER", DEFAULT_EMBEDDER)
-    choice = choose_device(device, "float32")
     packaged = _PACKAGED_EMBEDDERS.get(name)
     path: str = name
     source = f"hub {name}"
@@ -761,12 +774,10 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     elif _looks_like_path(name):
         raise ModelNotFoundError(f"embedder {name!r}{' (from RAGFT_EMBEDDER)' if from_env else ''}: no such folder")
     else:
-        local_only = not hub_reachable()  # see load_generator
+        local_only = _check_hub_id("embedder", name, packaged, from_env)  # see load_generator
         if local_only:
-            if not _hub_id_cached(name):
-                raise _not_found("embedder", name, "RAGFT_EMBEDDER", packaged_hint=packaged[1] if packaged else None,
-                                 hub="unreachable", from_env=from_env)
             source += " (local Hugging Face cache)"
+    choice = choose_device(device, "float32")
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -107,7 +107,7 @@ def test_cost_flags_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
         (["cost", "--gpu-hour-usd", "-1"], "gpu_hour_usd: must be >= 0 USD/hour"),
         (["cost", "--requests-per-day", "nan"], "requests_per_day: must be a finite number"),
         (["cost", "--requests-per-day", "0"], "requests_per_day: must be > 0"),
-        (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: invalid float value: 'cheap'"),
+        (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: expected a number, got 'cheap'"),
         (["cost", "--hosting", "cloud"], "argument --hosting: invalid choice: 'cloud'"),
         (["cost", "--prompt-tokens-per-request", "100"], "instruction_tokens_saved_by_finetuning: must be <="),
         (["benchmark"], "invalid choice: 'benchmark'"),
@@ -177,12 +177,12 @@ def test_compare_bad_inputs(tmp_path, capsys):
     bad.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "x"}\n')
     assert main(["compare", "--docs", str(docs), "--pairs", str(bad), "--out", out]) == 2
     err = capsys.readouterr().err
-    assert "line 2" in err and err.count("\n") == 1
+    assert f"{bad}:2" in err and "'answer' (or 'completion')" in err and err.count("\n") == 1
     qs = tmp_path / "questions.jsonl"
     qs.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "When?", "answer": "1999"}\n')
     assert main(["compare", "--docs", str(docs), "--questions", str(qs), "--out", out]) == 2
     err = capsys.readouterr().err
-    assert "line 2" in err and "appears in no document" in err
+    assert f"{qs}:2" in err and "appears in no document" in err
 
 
 @pytest.mark.slow
