@@ -235,12 +235,12 @@ def _known_ids(kind: str) -> list[str]:
 
 
 def _not_found(kind: str, name: str, env_var: str, *, packaged_hint: str | None = None,
-               hub: str | None = None, cause: BaseException | None = None,
+               hub: str = "reachable", cause: BaseException | None = None,
                from_env: bool = False) -> ModelNotFoundError:
     """The error for a model that could not be found, saying what to do next.
 
-    ``hub`` is ``"unreachable"`` (only local files were searched), ``"reachable"`` (the hub was
-    asked) or ``None`` (not asked). It never suggests the id that just failed.
+    ``hub`` is ``"unreachable"`` (only local files were searched) or ``"reachable"`` (the hub was
+    asked). It never suggests the id that just failed.
     """
     import difflib
 
@@ -253,11 +253,9 @@ def _not_found(kind: str, name: str, env_var: str, *, packaged_hint: str | None 
         reason = "HF_HUB_OFFLINE is set" if _offline() else f"the Hugging Face hub ({hub_endpoint()}) is unreachable"
         lines.append(f"It is not a local folder and not in the Hugging Face cache, and {reason}, so it cannot be "
                      "downloaded.")
-    elif hub == "reachable":
+    else:
         lines.append("It is not a local folder and the Hugging Face hub did not provide it (check the spelling; "
                      "a private or gated model needs `hf auth login`).")
-    else:
-        lines.append("It is not a local folder.")
     close = [c for c in difflib.get_close_matches(name, _known_ids(kind), n=1, cutoff=0.8) if c != name]
     if close:
         lines.append(f"Did you mean {close[0]!r}?")
@@ -658,8 +656,13 @@ def load_generator(name: str | None = None, device: str | None = None, dtype: st
     if folder.is_dir():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=choice.torch_dtype)
-        tok = AutoTokenizer.from_pretrained(str(folder))
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=choice.torch_dtype)
+            tok = AutoTokenizer.from_pretrained(str(folder))
+        except Exception as exc:  # a damaged config.json, missing weights, another architecture ...
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise ModelNotFoundError(f"generator {name!r}: {folder} is not a loadable transformers model "
+                                     f"({type(exc).__name__}: {first})") from None
         source = f"local folder {folder}"
     elif package is not None:
         model, tok, source = _load_packaged_smollm2(package, choice)
@@ -761,7 +764,7 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     packaged = _PACKAGED_EMBEDDERS.get(name)
     path: str = name
     source = f"hub {name}"
-    local_only = False
+    local_only = from_hub = False
     if Path(name).expanduser().is_dir():
         path = str(Path(name).expanduser())
         source = f"local folder {path}"
@@ -774,6 +777,7 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     elif _looks_like_path(name):
         raise ModelNotFoundError(f"embedder {name!r}{' (from RAGFT_EMBEDDER)' if from_env else ''}: no such folder")
     else:
+        from_hub = True
         local_only = _check_hub_id("embedder", name, packaged, from_env)  # see load_generator
         if local_only:
             source += " (local Hugging Face cache)"
@@ -783,7 +787,10 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     try:
         model = SentenceTransformer(path, device=choice.device, local_files_only=local_only)
     except Exception as exc:
-        hub = None if path != name else ("unreachable" if local_only else "reachable")
+        if not from_hub:  # a local folder or the packaged copy that does not load
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise ModelNotFoundError(f"embedder {name!r}: {path} is not a loadable sentence-transformers model "
+                                     f"({type(exc).__name__}: {first})") from None
         raise _not_found("embedder", name, "RAGFT_EMBEDDER", packaged_hint=packaged[1] if packaged else None,
-                         hub=hub, cause=exc, from_env=from_env) from None
+                         hub="unreachable" if local_only else "reachable", cause=exc, from_env=from_env) from None
     return Embedder(model, name=name, source=source, device=choice)

@@ -42,6 +42,16 @@ def test_folder_without_config_is_clear_error(tmp_path):
         load_generator(str(tmp_path))
 
 
+def test_damaged_model_folders_name_the_folder(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelNotFoundError, match=f"^generator '{tmp_path}': {tmp_path} is not a loadable transformers model"):
+        load_generator(str(tmp_path))
+    (tmp_path / "modules.json").write_text("garbage")
+    with pytest.raises(ModelNotFoundError,
+                       match=f"^embedder '{tmp_path}': {tmp_path} is not a loadable sentence-transformers model"):
+        load_embedder(str(tmp_path))
+
+
 @pytest.fixture(scope="module")
 def generator():
     return load_generator()
