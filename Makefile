@@ -1,6 +1,7 @@
 # ragft: two commands on a fresh machine.
 #   make book   create .venv, install everything, build the executed HTML book into _build/html
-#   make test   create the same .venv if missing, build the book if missing, run the test suite
+#   make test   check Chromium (install Debian's when root or passwordless sudo allows), create the same
+#               .venv if missing, build the book if missing, run the test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -16,16 +17,20 @@ PIP        := $(BIN)/python -m pip
 PYODIDE_FILES := pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
 PIP_QUIET  := { grep -v -e "^WARNING: Location" -e "^$$" || true; }
 STAMP      := $(VENV)/.ragft-installed
+# The browser tests drive Chromium (Debian's package installs it here); another build: CHROMIUM=/path.
+DEBIAN_CHROMIUM := /usr/bin/chromium
+CHROMIUM   ?= $(or $(RAGFT_CHROMIUM),$(DEBIAN_CHROMIUM))
 WIDGET_FONTS := _vendor_extra/chapters/@jupyter-widgets/html-manager/dist
 export PYTHONPATH := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv book test test-fast serve vendor clean clean-book
+.PHONY: help venv chromium book test test-fast serve vendor clean clean-book
 
 help:
 	@echo "make book   - create .venv, install everything, build the executed book into _build/html"
 	@echo "make test   - create .venv if missing, build the book if missing, run the test suite"
 	@echo "make serve  - serve the built book on http://127.0.0.1:8000 (in-browser Python needs http, not file://)"
+	@echo "make test-fast - the tests that load no model and need no book or browser (while you work)"
 
 venv: $(STAMP)
 
@@ -42,7 +47,7 @@ $(STAMP): requirements.txt pyproject.toml
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Browser assets copied into the site so the book renders with no network (see GUIDE).
+# Browser assets copied into the site so the book renders with no network.
 vendor: node_modules/.package-lock.json
 	@rm -rf _vendor _vendor_extra && mkdir -p _vendor/mathjax/output/chtml/fonts _vendor/widgets $(WIDGET_FONTS)
 	@cp node_modules/requirejs/require.js _vendor/require.min.js
@@ -64,10 +69,25 @@ book: venv vendor
 	@echo
 	@echo "Book built: open $(CURDIR)/_build/html/index.html (or run 'make serve' for the live pages)."
 
-test: venv
+# Chromium for the browser tests: present, or Debian's package installed with apt-get when this user
+# may (root, or sudo without a password); otherwise stop at once with what to do.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	todo="install Chromium (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM=/path/to/chromium"; \
+	if [ "$(CHROMIUM)" != "$(DEBIAN_CHROMIUM)" ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make test: the browser tests need Chromium, and $(CHROMIUM) does not exist: $$todo" >&2; exit 1; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make test: the browser tests need Chromium and this user cannot install it: $$todo" >&2; exit 1; fi; \
+	echo "Installing Debian's chromium for the browser tests (apt-get)..."; \
+	{ $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "make test: apt-get could not install chromium: $$todo" >&2; exit 1; }; \
+	[ -x "$(CHROMIUM)" ] || { echo "make test: apt-get ran but $(CHROMIUM) is still missing: $$todo" >&2; exit 1; }
+
+test: chromium venv
 	@# The browser tests check the built pages: build the book first when there is none yet.
 	@test -f _build/html/index.html || $(MAKE) book
-	$(BIN)/python -m pytest
+	CHROMIUM=$(CHROMIUM) RAGFT_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not browser"

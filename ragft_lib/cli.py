@@ -34,7 +34,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, costs, crossover
-from .errors import RagftError
+from .errors import RagftError, WriteError
 
 __all__ = ["main", "default_profile_path"]
 
@@ -46,10 +46,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ragft: error: {message} (see {self.prog} --help)\n")
 
 
+def _number(text: str) -> float:
+    """argparse type of a number flag: the message says what was expected, in words."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
 def _number_or_none(text: str) -> float | None:
+    """argparse type of a nullable number flag: a number, or 'none' for "no value"."""
     if text.strip().lower() in ("none", "null", "static", ""):
         return None
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days or 'none' (never changes), got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -57,7 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     rec = sub.add_parser("recommend", help="recommend rag, fine-tune or hybrid for a scenario file")
-    rec.add_argument("scenario", help="scenario file (.yaml, .yml or .json); see examples/")
+    rec.add_argument("scenario", help="scenario file (.yaml, .yml or .json), or the name of an example that "
+                                      "comes with ragft_lib (e.g. support_bot_prototype; see examples/)")
     rec.add_argument("--json", action="store_true", help="print the recommendation as JSON")
 
     cost = sub.add_parser(
@@ -74,7 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
             cost.add_argument(flag, dest=f.name, type=_number_or_none, metavar="N|none",
                               help=f"{helptext}; 'none' = {meta['null_means']}", default=argparse.SUPPRESS)
         else:
-            cost.add_argument(flag, dest=f.name, type=float, metavar="N", help=helptext,
+            cost.add_argument(flag, dest=f.name, type=_number, metavar="N", help=helptext,
                               default=argparse.SUPPRESS)
     cost.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -96,15 +126,19 @@ def _build_parser() -> argparse.ArgumentParser:
                     "documents, and ask the decision engine for a verdict. Writes report.md, report.json and "
                     "PNG figures to --out. Finished stages are cached under OUT/.stages and reused on restart.")
     cmp_.add_argument("--docs", required=True, metavar="DIR", help="folder of .txt/.md/.html/.jsonl/.pdf documents")
-    cmp_.add_argument("--pairs", metavar="FILE", help="labeled pairs (JSONL question/answer) to fine-tune on")
-    cmp_.add_argument("--questions", metavar="FILE", help="evaluation questions (JSONL question/answer)")
+    cmp_.add_argument("--pairs", metavar="FILE",
+                      help="labeled pairs to fine-tune on (JSONL question/answer or prompt/completion)")
+    cmp_.add_argument("--questions", metavar="FILE",
+                      help="evaluation questions (JSONL question/answer or prompt/completion)")
     cmp_.add_argument("--generator", metavar="ID", help="generator model id (default: the packaged SmolLM2-135M)")
     cmp_.add_argument("--no-finetune", action="store_true", help="skip LoRA training even when pairs are given")
-    cmp_.add_argument("--requests-per-day", type=float, default=1000.0, metavar="N", help="expected volume (default 1000)")
-    cmp_.add_argument("--k", type=int, default=2, help="chunks retrieved per question (default 2)")
-    cmp_.add_argument("--epochs", type=float, default=4, help="LoRA epochs (default 4)")
-    cmp_.add_argument("--max-questions", type=int, default=24, metavar="N", help="evaluation questions used at most")
-    cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.add_argument("--requests-per-day", type=_positive_number, default=1000.0, metavar="N",
+                      help="expected volume (default 1000)")
+    cmp_.add_argument("--k", type=_positive_int, default=2, help="chunks retrieved per question (default 2)")
+    cmp_.add_argument("--epochs", type=_positive_number, default=4, help="LoRA epochs (default 4)")
+    cmp_.add_argument("--max-questions", type=_positive_int, default=24, metavar="N",
+                      help="evaluation questions used at most (default 24)")
+    cmp_.add_argument("--no-progress", action="store_true", help="no progress bars (LoRA training included)")
     cmp_.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report")
     return parser
 
@@ -114,6 +148,23 @@ def default_profile_path() -> "os.PathLike[str]":
     from .models import cache_dir
 
     return cache_dir() / "latency_profile.json"
+
+
+def _prepare_output_file(out: "Path", flag: str) -> "Path":
+    """Check before any work that file ``out`` can be written (its folder is created): a path that is
+    a folder, lies under a file or cannot be written raises :class:`ConfigError` naming ``flag``."""
+    from .compare import prepare_output_folder
+    from .errors import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder, expected a .json file path", field=flag)
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"cannot write {out}: {blocker} is a file, not a folder", field=flag)
+    prepare_output_folder(out.parent, flag)
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ConfigError(f"{out} exists and cannot be overwritten (no write permission)", field=flag)
+    return out
 
 
 def _bench(args: argparse.Namespace) -> str:
@@ -127,9 +178,10 @@ def _bench(args: argparse.Namespace) -> str:
         raise ConfigError(f"must be a positive integer, got {args.questions}", field="--questions")
     if args.max_new_tokens < 1:
         raise ConfigError(f"must be a positive integer, got {args.max_new_tokens}", field="--max-new-tokens")
-    out = Path(args.out) if args.out else Path(default_profile_path())
-    if out.is_dir():
-        raise ConfigError(f"{out} is a folder, expected a .json file path", field="--out")
+    out = _prepare_output_file(Path(args.out) if args.out else Path(default_profile_path()), "--out")
+    from .models import check_model
+
+    check_model(args.generator, "generator")
     from .datasets import load_world
     from .latency import profile_from_measurements
     from .models import load_generator
@@ -151,10 +203,13 @@ def _bench(args: argparse.Namespace) -> str:
         machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                  "cpu_count": os.cpu_count()},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), max_new_tokens=args.max_new_tokens)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(profile, indent=1), encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(json.dumps(profile, indent=1), encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteError.from_os_error(exc, out, "write the profile") from exc
     summary = {k: profile[k] for k in ("generator", "embedder", "device", "questions", "tokens_per_s",
                                        "rag_context_tokens", "prefill_s_per_context_token", "stage_medians_s",
                                        "closed_book_generate_median_s")}
@@ -172,9 +227,9 @@ def _bench(args: argparse.Namespace) -> str:
 
 
 def _recommend(args: argparse.Namespace) -> str:
-    from .decision import Scenario, recommend
+    from .decision import Scenario, find_scenario_file, recommend
 
-    rec = recommend(Scenario.from_file(args.scenario))
+    rec = recommend(Scenario.from_file(find_scenario_file(args.scenario)))
     return json.dumps(rec.to_dict(), indent=2) if args.json else rec.to_markdown()
 
 
@@ -200,14 +255,19 @@ def _cost(args: argparse.Namespace) -> str:
 
 def _compare(args: argparse.Namespace) -> str:
     from .compare import CompareOptions, run_compare
+    from .errors import ConfigError
 
-    if args.requests_per_day <= 0:
-        from .errors import ConfigError
-        raise ConfigError(f"must be > 0, got {args.requests_per_day}", field="--requests-per-day")
-    r = run_compare(CompareOptions(docs=args.docs, out=args.out, pairs=args.pairs, questions=args.questions,
-                                   generator=args.generator, finetune=not args.no_finetune,
-                                   requests_per_day=args.requests_per_day, k=args.k, epochs=args.epochs,
-                                   max_questions=args.max_questions, progress=not args.no_progress))
+    try:
+        opts = CompareOptions(docs=args.docs, out=args.out, pairs=args.pairs, questions=args.questions,
+                              generator=args.generator, finetune=not args.no_finetune,
+                              requests_per_day=args.requests_per_day, k=args.k, epochs=args.epochs,
+                              max_questions=args.max_questions, progress=not args.no_progress)
+        r = run_compare(opts)
+    except ConfigError as err:  # name the flag, not the option's field
+        if err.field and not err.field.startswith("-") and hasattr(args, err.field):
+            msg = str(err)[len(err.field) + 2:] if str(err).startswith(f"{err.field}: ") else str(err)
+            raise ConfigError(msg, field="--" + err.field.replace("_", "-")) from None
+        raise
     verdict = r["recommendation"].get("approach")
     return (f"Report written to {args.out}/report.md ({len(r['approaches'])} approaches, "
             f"{r['documents']} documents, {r['wall_time_s']:.0f} s). Verdict: {verdict}.")

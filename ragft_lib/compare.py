@@ -10,7 +10,8 @@ Every stage's result is cached under ``OUT/.stages`` by the content of its input
 interrupted and restarted reuses the finished stages; LoRA adapters are reused through
 :func:`~ragft_lib.finetune.train_or_load`.
 
-Evaluation questions come from ``--questions`` (JSONL ``{"question", "answer"}``); without them, a
+Evaluation questions come from ``--questions`` (JSONL ``{"question", "answer"}``, or
+``{"prompt", "completion"}`` as for training: :mod:`ragft_lib.pairs`); without them, a
 quarter of the labeled pairs is held out; without either, answer quality is not measured and only
 retrieval is, by known-item search (a sentence sampled from a chunk must retrieve its document).
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import os
 import random
 import re
@@ -27,13 +30,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import DataError
+from .errors import ConfigError, DataError, WriteError
+from .pairs import read_pairs as _read_pairs
 
-__all__ = ["CompareOptions", "read_pairs", "run_compare"]
+__all__ = ["CompareOptions", "prepare_output_folder", "read_pairs", "run_compare"]
 
 
 @dataclass
 class CompareOptions:
+    """Settings of :func:`run_compare`, checked on creation: a bad value raises
+    :class:`~ragft_lib.errors.ConfigError` naming the field before any work starts.
+
+    >>> CompareOptions(docs="docs", out="report", max_questions=0)
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: max_questions: must be a positive integer, got 0
+    """
+
     docs: str
     out: str
     pairs: str | None = None
@@ -49,30 +62,67 @@ class CompareOptions:
     seed: int = 0
     quality_target: float = 0.6
 
+    def __post_init__(self) -> None:
+        from .models import positive_int
 
-def read_pairs(path: str | os.PathLike, what: str = "pairs") -> list[dict[str, str]]:
-    """Read a JSONL file of ``{"question": ..., "answer": ...}``; a bad line raises
-    :class:`~ragft_lib.errors.DataError` naming the file and line."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such {what} file")
-    out = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"{p} line {i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{p} line {i}: expected an object with 'question' and 'answer'")
-        q, a = obj.get("question"), obj.get("answer")
-        if not (isinstance(q, str) and q.strip() and isinstance(a, str) and a.strip()):
-            raise DataError(f"{p} line {i}: needs non-empty string fields 'question' and 'answer'")
-        out.append({"question": q.strip(), "answer": a.strip(), "line": i})
-    if not out:
-        raise DataError(f"{p}: no {what} in the file")
+        for name in ("docs", "out"):
+            value = getattr(self, name)
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise ConfigError(f"must be a path, got {value!r}", field=name)
+        for name in ("pairs", "questions", "generator"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or not str(value).strip()):
+                raise ConfigError(f"must be a non-empty string or None, got {value!r}", field=name)
+        for name in ("k", "max_questions", "max_length"):
+            setattr(self, name, positive_int(getattr(self, name), name))
+        for name, lo, hi in (("requests_per_day", 0.0, math.inf), ("epochs", 0.0, math.inf),
+                             ("quality_target", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo < value <= hi:
+                bound = f"> {lo:g}" + (f" and <= {hi:g}" if hi != math.inf else "")
+                raise ConfigError(f"must be a number {bound}, got {value!r}", field=name)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise ConfigError(f"must be an integer >= 0, got {self.seed!r}", field="seed")
+        for name in ("finetune", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"must be True or False, got {getattr(self, name)!r}", field=name)
+
+
+def prepare_output_folder(path: str | os.PathLike, field: str = "out") -> Path:
+    """Create folder ``path`` (and its parents) and check that a file can be written in it.
+
+    Run before the work whose results go there, so a bad path costs nothing: a path that is a
+    file, lies under a file, or cannot be written raises :class:`~ragft_lib.errors.ConfigError`
+    naming ``field`` and the path.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a-file"; _ = f.write_text("x")
+    >>> prepare_output_folder(f / "report")
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: out: cannot create folder .../a-file/report: .../a-file is a file, not a folder
+    """
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is a file, not a folder", field=field)
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"cannot create folder {out}: {blocker} is a file, not a folder", field=field)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".ragft-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to folder {out}: {exc.strerror or exc}", field=field) from None
     return out
+
+
+def read_pairs(path: str | os.PathLike, what: str = "pairs") -> list[dict[str, Any]]:
+    """Read a JSONL file of ``{"question", "answer"}`` (or ``{"prompt", "completion"}``) records;
+    a bad line raises :class:`~ragft_lib.errors.DataError` naming the file and line.
+    The shared reader :func:`ragft_lib.pairs.read_pairs` does the work."""
+    return _read_pairs(path, what)
 
 
 def _key(*parts: Any) -> str:
@@ -121,21 +171,26 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     from .evaluate import answer_contained, bootstrap_ci, mrr, recall_at_k
     from .retrieval import load_folder
 
+    from .models import check_model
+
+    if not isinstance(opts, CompareOptions):
+        raise ConfigError(f"must be CompareOptions, got {type(opts).__name__}", field="opts")
     t_start = time.perf_counter()
+    # Everything that can be checked cheaply is checked before the minutes of work start.
     docs_dir = Path(opts.docs)
     if not docs_dir.is_dir():
         raise DataError(f"{docs_dir}: no such folder (--docs)")
     if not any(p.is_file() for p in docs_dir.rglob("*")):
         raise DataError(f"{docs_dir}: the folder is empty (--docs)")
-    docs = load_folder(docs_dir)
     pairs = read_pairs(opts.pairs, "pairs") if opts.pairs else []
     questions = read_pairs(opts.questions, "questions") if opts.questions else []
+    check_model(opts.generator, "generator")
+    out = prepare_output_folder(opts.out)
+    docs = load_folder(docs_dir)
     for q in questions:
         if not any(answer_contained(d.text, q["answer"]) for d in docs):
-            raise DataError(f"{opts.questions} line {q['line']}: the answer {q['answer']!r} appears in no document, "
+            raise DataError(f"{opts.questions}:{q['line']}: the answer {q['answer']!r} appears in no document, "
                             "so no approach can be checked against the documents")
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out)
     corpus_key = _key([(d.id, d.text) for d in docs])
     notes: list[str] = []
@@ -192,9 +247,8 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     if do_ft:
         from .finetune import LoRAConfig, train_or_load
 
-        # progress stays off: it is part of the adapter cache key, and the CLI and the book should share adapters
-        cfg = LoRAConfig(target_modules="all", epochs=opts.epochs, max_length=opts.max_length, progress=False)
-        examples = [{"prompt": p["question"], "completion": p["answer"]} for p in train_pairs]
+        cfg = LoRAConfig(target_modules="all", epochs=opts.epochs, max_length=opts.max_length, progress=opts.progress)
+        examples = [{"prompt": p["question"], "completion": p.get("completion", p["answer"])} for p in train_pairs]
         res = train_or_load(gen, examples, cfg)
         train_info = {"examples": len(examples), "steps": res.metrics.steps, "wall_time_s": res.metrics.wall_time_s,
                       "adapter": str(res.adapter_path)}
@@ -260,9 +314,13 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
         "wall_time_s": time.perf_counter() - t_start,
         "examples": {n: r["rows"][:3] for n, r in results.items()},
     }
-    _figures(report, ci, out)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / "report.md").write_text(_markdown(report, rec))
+    try:
+        _figures(report, ci, out)
+        (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / "report.md").write_text(_markdown(report, rec))
+    except OSError as exc:  # disk full, folder removed meanwhile ...
+        raise WriteError.from_os_error(exc, out, "write the report",
+                                       f"the measured stages are kept in {stages.dir} and reused by a rerun") from exc
     return report
 
 

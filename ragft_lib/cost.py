@@ -51,8 +51,7 @@ __all__ = [
     "cost_breakdown", "monthly_cost", "cost_per_request", "costs", "Crossover", "crossover", "SensitivityRow",
     "sensitivity", "cost_grid", "plot_costs", "plot_sensitivity", "breakdown_frame", "SCENARIO_RANGES",
     "STATIC_SHARE", "SELF_HOSTED_SHARE", "sample_inputs", "cheapest_by_volume", "EXPLORER_FIELDS", "CostExplorer",
-    "explorer",
-]
+    "explorer", "as_cost_inputs"]
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).
@@ -159,9 +158,9 @@ class CostInputs:
     decode_tokens_per_gpu_second: float = spec(
         2_500.0, "float", label="Decode throughput", unit="tokens/GPU-second", min=0,
         min_exclusive=True, help="Output tokens one GPU generates per second (batched).")
-    min_gpus: float = spec(
-        1.0, "float", label="GPUs always on", unit="GPUs", min=0,
-        help="Replicas kept running at any volume (self-hosted); the cost floor.")
+    min_gpus: int = spec(
+        1, "int", label="GPUs always on", unit="GPUs", min=0,
+        help="Whole GPUs kept running at any volume (self-hosted); the cost floor. 0 = scale to zero.")
     # -- fine-tuning ------------------------------------------------------------------------
     training_gpu_hours: float = spec(
         8.0, "float", label="Training GPU-hours", unit="GPU-hours/run", min=0,
@@ -269,6 +268,26 @@ def _params(x: CostInputs) -> SimpleNamespace:
     return SimpleNamespace(**d)
 
 
+def as_cost_inputs(inputs: Any, field: str = "inputs") -> CostInputs:
+    """``inputs`` as :class:`CostInputs`: an instance as is, a mapping through :meth:`CostInputs.from_dict`.
+
+    Anything else raises :class:`~ragft_lib.errors.ConfigError` naming ``field``.
+
+    >>> as_cost_inputs({"requests_per_day": 10}).requests_per_day
+    10.0
+    >>> as_cost_inputs("nope")
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: inputs: must be CostInputs or a mapping of its fields, got str 'nope'
+    """
+    if isinstance(inputs, CostInputs):
+        return inputs
+    if isinstance(inputs, Mapping):
+        return CostInputs.from_dict(inputs, source=field)
+    raise ConfigError(f"must be CostInputs or a mapping of its fields, got {type(inputs).__name__} {inputs!r:.60}",
+                      field=field)
+
+
 def _check_approach(approach: str, name: str = "approach") -> None:
     if approach not in APPROACHES:
         raise ConfigError(f"must be one of {', '.join(map(repr, APPROACHES))}, got {approach!r}", field=name)
@@ -351,6 +370,7 @@ def cost_breakdown(inputs: CostInputs, approach: str = "rag") -> dict[str, float
     >>> sorted(k for k, v in b.items() if v > 0)
     ['generation_tokens', 'retraining', 'training']
     """
+    inputs = as_cost_inputs(inputs)
     _check_approach(approach)
     return {k: float(v) for k, v in _line_items(_params(inputs), approach, inputs.requests_per_day).items()}
 
@@ -370,6 +390,7 @@ def cost_per_request(inputs: CostInputs, approach: str = "rag") -> float:
     >>> round(cost_per_request(CostInputs(requests_per_day=10_000), "rag"), 5)
     0.0018
     """
+    inputs = as_cost_inputs(inputs)
     return monthly_cost(inputs, approach) / (inputs.requests_per_day * DAYS_PER_MONTH)
 
 
@@ -379,6 +400,7 @@ def costs(inputs: CostInputs) -> dict[str, dict[str, float]]:
     >>> sorted(costs(CostInputs()))
     ['fine-tune', 'hybrid', 'rag']
     """
+    inputs = as_cost_inputs(inputs)
     return {
         a: {"monthly_usd": monthly_cost(inputs, a), "per_request_usd": cost_per_request(inputs, a)}
         for a in APPROACHES
@@ -459,6 +481,7 @@ def crossover(inputs: CostInputs, cheaper: str = "fine-tune", than: str = "rag")
     >>> crossover(CostInputs(hosting="self-hosted", knowledge_update_days=None)).method
     'piecewise closed-form'
     """
+    inputs = as_cost_inputs(inputs)
     _check_approach(cheaper, "cheaper")
     _check_approach(than, "than")
     if cheaper == than:
@@ -507,6 +530,7 @@ def sensitivity(
     >>> rows[0].field
     'finetuned_token_price_multiplier'
     """
+    inputs = as_cost_inputs(inputs)
     check("relative_change", relative_change,
           {"kind": "float", "min": 0, "min_exclusive": True, "max": 0.99, "unit": ""})
     numeric = [f.name for f in dataclasses.fields(inputs) if f.metadata.get("kind") == "float"]
@@ -569,7 +593,7 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
     """
     import numpy as np
 
-    base = base or CostInputs()
+    base = CostInputs() if base is None else as_cost_inputs(base, "base")
     p = _params(base)
     meta = {f.name: f.metadata for f in dataclasses.fields(CostInputs)}
     arrays = []
@@ -614,11 +638,12 @@ def _check_array(name: str, arr: Any, meta: Mapping[str, Any]) -> None:
     bad = ~np.isfinite(arr)
     if lo is not None:
         bad |= (arr <= lo) if meta.get("min_exclusive") else (arr < lo)
+    if meta.get("kind") == "int":
+        with np.errstate(invalid="ignore"):
+            bad |= arr != np.floor(arr)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        from ._fields import check_number
-
-        check_number(name, float(arr[index]), meta)
+        check(name, float(arr[index]), meta)
 
 
 # ------------------------------------------------------------------------------------------
@@ -639,7 +664,7 @@ def plot_costs(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    inputs = inputs or CostInputs()
+    inputs = CostInputs() if inputs is None else as_cost_inputs(inputs)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
@@ -714,7 +739,7 @@ def breakdown_frame(inputs: CostInputs | None = None,
     """
     import pandas as pd
 
-    inputs = inputs or CostInputs()
+    inputs = CostInputs() if inputs is None else as_cost_inputs(inputs)
     columns = {}
     for r in requests_per_day:
         x = inputs.replace(requests_per_day=float(r))

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ._fields import field_specs, from_mapping, spec, validate
-from .cost import PRICES_AS_OF, CostInputs, costs, crossover
+from .cost import PRICES_AS_OF, CostInputs, as_cost_inputs, costs, crossover
 from .errors import DataError, RagftError
 from .latency import DEFAULT_PERCENTILES_MS, sla_check
 from .vocabulary import APPROACHES, COLOURS
@@ -47,8 +47,7 @@ __all__ = [
     "MIN_LABELED_EXAMPLES", "CLEAN_LABELED_EXAMPLES", "FRESH_DAYS", "VERY_FRESH_DAYS", "LARGE_KB_DOCUMENTS",
     "VERY_LARGE_KB_DOCUMENTS", "FACT_DIMENSIONS", "BEHAVIOUR_DIMENSIONS", "Scenario", "Reason", "Change",
     "Recommendation", "FLAG_RULES", "recommend", "RULES", "RULE_BASE", "rules_frame", "load_scenarios",
-    "main_reasons", "verdicts_frame", "sweep", "verdict_map", "plot_verdict_map", "ScenarioForm", "form",
-]
+    "main_reasons", "verdicts_frame", "sweep", "verdict_map", "plot_verdict_map", "ScenarioForm", "form", "examples_dir", "find_scenario_file"]
 #: Below this many labeled examples fine-tuning is ruled out ("a few hundred").
 MIN_LABELED_EXAMPLES = 300
 #: From this many labeled examples the labels count as a clean training set for cost at scale.
@@ -626,14 +625,15 @@ def _what_would_change(s: Scenario, approach: str, cost: Mapping[str, Any], cost
 def recommend(
     scenario: Scenario | Mapping[str, Any],
     *,
-    cost_inputs: CostInputs | None = None,
+    cost_inputs: CostInputs | Mapping[str, Any] | None = None,
     latency: Any = None,
     explain_changes: bool = True,
 ) -> Recommendation:
     """Recommend ``"rag"``, ``"fine-tune"`` or ``"hybrid"`` for a scenario, with reasons.
 
-    ``cost_inputs`` replaces the default prices (its volume, knowledge cadence and hosting are
-    taken from the scenario); ``latency`` is a :class:`~ragft_lib.latency.LatencyReport` or a
+    ``cost_inputs`` (a :class:`~ragft_lib.cost.CostInputs` or a mapping of its fields) replaces
+    the default prices (its volume, knowledge cadence and hosting are taken from the scenario);
+    ``latency`` is a :class:`~ragft_lib.latency.LatencyReport` or a
     ``{approach: {"p50", "p95", "p99"}}`` mapping in ms (default:
     :data:`~ragft_lib.latency.DEFAULT_PERCENTILES_MS`). ``explain_changes=False`` skips the search
     for the changes that would flip the verdict.
@@ -643,6 +643,8 @@ def recommend(
     'fine-tune'
     """
     s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+    if cost_inputs is not None:
+        cost_inputs = as_cost_inputs(cost_inputs, "cost_inputs")
     percentiles = getattr(latency, "percentiles_ms", latency) or DEFAULT_PERCENTILES_MS
     missing = [a for a in APPROACHES if a not in percentiles or "p95" not in percentiles[a]]
     if missing:
@@ -705,11 +707,55 @@ def rules_frame() -> Any:
         for dim, when, fav, w, trigger in RULES])
 
 
+_SCENARIO_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def examples_dir() -> Path:
+    """Folder of the example scenario files that come with ragft_lib.
+
+    ``ragft_lib/examples`` inside an installed wheel, ``examples/`` beside the package in a
+    source checkout (the same files: the wheel is built from that folder).
+
+    >>> (examples_dir() / "support_bot_prototype.yaml").is_file()
+    True
+    """
+    package = Path(__file__).resolve().parent
+    for folder in (package / "examples", package.parent / "examples"):
+        if folder.is_dir() and any(p.suffix in _SCENARIO_SUFFIXES for p in folder.iterdir()):
+            return folder
+    raise DataError(f"the example scenarios are missing: neither {package / 'examples'} nor "
+                    f"{package.parent / 'examples'} exists (reinstall ragft_lib)")
+
+
+def find_scenario_file(name: str | Path) -> Path:
+    """``name`` if it is a file, else the bundled example of that name (see :func:`examples_dir`).
+
+    ``support_bot_prototype``, ``support_bot_prototype.yaml`` and
+    ``examples/support_bot_prototype.yaml`` all find the same example from any folder.
+
+    >>> find_scenario_file("support_bot_prototype").name
+    'support_bot_prototype.yaml'
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    try:
+        folder = examples_dir()
+    except DataError:
+        raise DataError(f"{name}: no such file") from None
+    bundled = sorted(p for p in folder.iterdir() if p.suffix in _SCENARIO_SUFFIXES)
+    for p in bundled:
+        if path.name in (p.name, p.stem):
+            return p
+    raise DataError(f"{name}: no such file, and no example scenario of that name "
+                    f"(examples: {', '.join(p.stem for p in bundled)})")
+
+
 def load_scenarios(folder: str | Path, pattern: str = "*") -> dict[str, Scenario]:
     """Every ``.json``/``.yaml``/``.yml`` scenario file in ``folder``, by file stem, sorted by name.
 
     >>> sorted(load_scenarios("examples"))[:2]             # doctest: +SKIP
-    ['clinical_guidelines_assistant', 'issue6_example']
+    ['clinical_guidelines_assistant', 'daily_facts_strict_format']
     """
     folder = Path(folder)
     if not folder.is_dir():

@@ -7,7 +7,7 @@ traceback from inside numpy, faiss or torch.
 
 from __future__ import annotations
 
-__all__ = ["RagftError", "ConfigError", "DataError", "ModelNotFoundError", "IndexFormatError", "StoreError"]
+__all__ = ["RagftError", "ConfigError", "DataError", "ModelNotFoundError", "IndexFormatError", "StoreError", "WriteError"]
 
 
 class RagftError(Exception):
@@ -44,3 +44,26 @@ class IndexFormatError(RagftError):
 
 class StoreError(RagftError):
     """A vector store (database) failed: unreachable, misconfigured, or holding other data."""
+
+
+class WriteError(RagftError, OSError):
+    """Writing a file failed (disk full, no permission, read-only file system); the message names
+    the path and what was kept. Also an :class:`OSError` carrying the original ``errno``, so code
+    that caught the raw error still catches this one.
+
+    >>> import errno
+    >>> err = WriteError.from_os_error(OSError(errno.ENOSPC, "No space left on device"), "idx/", "save the index")
+    >>> str(err), err.errno == errno.ENOSPC
+    ('idx/: could not save the index: No space left on device (errno 28)', True)
+    """
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: object, action: str, kept: str = "") -> "WriteError":
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        code = f" (errno {exc.errno})" if exc.errno is not None else ""
+        err = cls(f"{path}: could not {action}: {reason}{code}" + (f"; {kept}" if kept else ""))
+        err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
+        return err
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 28] ..." without the explanation
+        return str(self.args[0]) if self.args else ""

@@ -768,9 +768,7 @@ _MOVED = ("ExperimentSettings", "ExperimentResult", "Lab", "summarise", "new_kno
 
 
 def __getattr__(name: str) -> Any:
-    """The experiments moved to :mod:`ragft_lib.experiments`; the old names still resolve."""
+    """The experiments moved to :mod:`ragft_lib.experiments`: say so instead of a bare AttributeError."""
     if name in _MOVED:
-        from . import experiments
-
-        return getattr(experiments, name)
+        raise AttributeError(f"ragft_lib.evaluate.{name} moved: use `from ragft_lib.experiments import {name}`")
     raise AttributeError(f"module 'ragft_lib.evaluate' has no attribute {name!r}")

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ._fields import require, spec, validate
 from .errors import ConfigError, DataError
@@ -102,9 +103,17 @@ class Empirical:
     samples_s: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "samples_s", tuple(float(x) for x in self.samples_s))
-        if not self.samples_s:
+        raw = self.samples_s
+        if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+            raise ConfigError(f"must be a sequence of seconds, got {type(raw).__name__} {raw!r:.60}", field="samples_s")
+        raw = list(raw)
+        if not raw:
             raise ConfigError("needs at least one sample", field="samples_s")
+        for i, x in enumerate(raw):
+            if isinstance(x, bool) or not isinstance(x, numbers.Real):
+                raise ConfigError(f"sample {i} must be a number of seconds, got {type(x).__name__} {x!r:.60}",
+                                  field="samples_s")
+        object.__setattr__(self, "samples_s", tuple(float(x) for x in raw))
         for x in self.samples_s:
             require("samples_s", x, "float", min=0, unit="s")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import ConfigError, DataError
+from .models import positive_int
 from .retrieval import Hit
 from .retrieval import check_query as _check_query
 from .stores import check_k
@@ -99,6 +100,22 @@ class Answer:
                    metadata=dict(d.get("metadata") or {}))
 
 
+#: What RAGPipeline calls on its retriever and generator (checked at construction, so a wrong
+#: argument fails there, naming itself, instead of with an AttributeError at the first answer).
+_RETRIEVER_API = ("embed_query", "search_vector", "fetch", "embedder", "mode")
+_GENERATOR_API = ("generate", "format_prompt", "count_tokens", "name")
+
+
+def _check_component(value: Any, field: str, api: Sequence[str], expected: str) -> None:
+    missing = [a for a in api if not hasattr(value, a)]
+    if value is None or missing:
+        hint = ""
+        if isinstance(value, str):
+            loader = "load_generator" if field == "generator" else "Retriever.load"
+            hint = f"; a name or path is not enough, load it first: {loader}({value!r})"
+        raise ConfigError(f"must be {expected}, got {type(value).__name__} {value!r:.60}{hint}", field=field)
+
+
 def _format_context(hits: Sequence[Hit]) -> str:
     return "\n\n".join(f"[{i}] (source: {h.source})\n{h.text}" for i, h in enumerate(hits, 1))
 
@@ -116,15 +133,16 @@ class RAGPipeline:
 
     def __init__(self, retriever: "Retriever", generator: "Generator", *, k: int = 4, context_tokens: int = 1024,
                  max_new_tokens: int = 96, system: str = RAG_SYSTEM, mode: str | None = None):
+        _check_component(retriever, "retriever", _RETRIEVER_API,
+                         "a Retriever (Retriever.from_documents(docs) or Retriever.load(path))")
+        _check_component(generator, "generator", _GENERATOR_API, "a Generator (ragft_lib.models.load_generator())")
         self.retriever = retriever
         self.generator = generator
         self.k = check_k(k)
         if isinstance(context_tokens, bool) or not isinstance(context_tokens, int) or context_tokens < 32:
             raise ConfigError(f"must be an integer >= 32, got {context_tokens!r}", field="context_tokens")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
-            raise ConfigError(f"must be a positive integer, got {max_new_tokens!r}", field="max_new_tokens")
         self.context_tokens = context_tokens
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
         self.system = system
         self.mode = mode
 
@@ -160,6 +178,7 @@ class RAGPipeline:
         """Retrieve ``k`` chunks, build the prompt within the token budget, generate, time every stage."""
         question = _check_query(question)
         k = self.k if k is None else check_k(k)
+        n_new = self.max_new_tokens if max_new_tokens is None else positive_int(max_new_tokens, "max_new_tokens")
         mode = self.mode or self.retriever.mode
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -171,7 +190,7 @@ class RAGPipeline:
         t3 = time.perf_counter()
         prompt, used = self.build_prompt(question, hits)
         t4 = time.perf_counter()
-        text = self.generator.generate([prompt], max_new_tokens=max_new_tokens or self.max_new_tokens)[0]
+        text = self.generator.generate([prompt], max_new_tokens=n_new)[0]
         t5 = time.perf_counter()
         timings = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
         return Answer(question=question, text=text, citations=used, prompt=prompt, timings=timings,

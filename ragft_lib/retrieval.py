@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .documents import Document
-from .errors import ConfigError, DataError, IndexFormatError, StoreError
+from .errors import ConfigError, DataError, IndexFormatError, RagftError, StoreError, WriteError
 from .stores import ChunkRecord, FaissStore, VectorStore, check_k
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -580,6 +580,9 @@ class Retriever:
             raise ConfigError(f"must implement ragft_lib.stores.VectorStore, got {type(store).__name__}", field="store")
         if store is not None and index != "auto":
             raise ConfigError("give the index kind to the store (FaissStore(index=...)), not to the Retriever", field="index")
+        if not isinstance(cache, (bool, str, os.PathLike)):
+            raise ConfigError(f"must be True (the default cache), False (no cache) or a folder path, "
+                              f"got {type(cache).__name__} {cache!r:.60}", field="cache")
         if embedder is None:
             from .models import load_embedder
 
@@ -668,7 +671,14 @@ class Retriever:
             raise ConfigError(f"{type(self.store).__name__} persists on every write; save() is for FaissStore",
                               field="store")
         self._write_meta()
-        return self.store.save(path)
+        try:
+            return self.store.save(path)
+        except RagftError:
+            raise
+        except OSError as exc:  # disk full, no permission, read-only file system ...
+            raise WriteError.from_os_error(
+                exc, path, "save the index",
+                "the previously saved index there, if any, is unchanged and still loadable") from exc
 
     def close(self) -> None:
         self.store.close()

@@ -23,7 +23,7 @@ EXPECTED = {
     "medical_codes_static.yaml": "fine-tune",
     "product_catalog_json.yaml": "hybrid",
     "clinical_guidelines_assistant.json": "hybrid",
-    "issue6_example.yaml": "hybrid",
+    "daily_facts_strict_format.yaml": "hybrid",
 }
 
 
@@ -107,7 +107,7 @@ def test_cost_flags_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
         (["cost", "--gpu-hour-usd", "-1"], "gpu_hour_usd: must be >= 0 USD/hour"),
         (["cost", "--requests-per-day", "nan"], "requests_per_day: must be a finite number"),
         (["cost", "--requests-per-day", "0"], "requests_per_day: must be > 0"),
-        (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: invalid float value: 'cheap'"),
+        (["cost", "--gpu-hour-usd", "cheap"], "argument --gpu-hour-usd: expected a number, got 'cheap'"),
         (["cost", "--hosting", "cloud"], "argument --hosting: invalid choice: 'cloud'"),
         (["cost", "--prompt-tokens-per-request", "100"], "instruction_tokens_saved_by_finetuning: must be <="),
         (["benchmark"], "invalid choice: 'benchmark'"),
@@ -177,12 +177,12 @@ def test_compare_bad_inputs(tmp_path, capsys):
     bad.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "x"}\n')
     assert main(["compare", "--docs", str(docs), "--pairs", str(bad), "--out", out]) == 2
     err = capsys.readouterr().err
-    assert "line 2" in err and err.count("\n") == 1
+    assert f"{bad}:2" in err and "'answer' (or 'completion')" in err and err.count("\n") == 1
     qs = tmp_path / "questions.jsonl"
     qs.write_text('{"question": "Which river?", "answer": "Ostreva"}\n{"question": "When?", "answer": "1999"}\n')
     assert main(["compare", "--docs", str(docs), "--questions", str(qs), "--out", out]) == 2
     err = capsys.readouterr().err
-    assert "line 2" in err and "appears in no document" in err
+    assert f"{qs}:2" in err and "appears in no document" in err
 
 
 @pytest.mark.slow
@@ -202,3 +202,112 @@ def test_compare_report_without_labels(tmp_path):
     assert report["retrieval"]["n"] >= 4
     assert main(["compare", "--docs", str(docs), "--out", str(out), "--no-progress", "--max-questions", "4"]) == 0
     assert "retrieval" in json.loads((out / "report.json").read_text())["stages_reused"]
+
+
+def test_recommend_a_bundled_example_by_name_outside_the_repository(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "ragft_lib.cli", "recommend", "support_bot_prototype"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("## Verdict: rag\n")
+
+
+def test_cost_nullable_flag_says_what_it_expected() -> None:
+    out = ragft("cost", "--knowledge-update-days", "never")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "ragft: error: argument --knowledge-update-days: expected a number of days or 'none' (never changes), "
+        "got 'never' (see ragft cost --help)"]
+    out = ragft("cost", "--min-gpus", "0.5")
+    assert out.returncode == 2 and out.stderr.splitlines() == ["ragft: error: min_gpus: must be a whole number, got 0.5"]
+
+
+# --- output paths are checked before any work ------------------------------------------------
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ragft: error: "), err
+    return err.strip()
+
+
+def test_bench_out_under_a_file_fails_before_measuring(tmp_path, capsys) -> None:
+    blocker = tmp_path / "hostname"
+    blocker.write_text("a file")
+    # nothing is measured: the models are never loaded (conftest's guard fails a fast test that loads one)
+    assert main(["bench", "--out", str(blocker / "p.json")]) == 2
+    assert one_line(capsys) == f"ragft: error: --out: cannot write {blocker / 'p.json'}: {blocker} is a file, not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_bench_out_in_a_read_only_folder_fails_before_measuring(tmp_path, capsys) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert main(["bench", "--out", str(ro / "p.json")]) == 2
+    assert "--out: cannot write to folder" in one_line(capsys)
+
+
+def compare_docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The Ostreva river flows through Brindlemere. It was founded in 1712.")
+    return docs
+
+
+def test_compare_out_that_is_or_lies_under_a_file(tmp_path, capsys) -> None:
+    docs = compare_docs(tmp_path)
+    existing = tmp_path / "report.md"
+    existing.write_text("an old report")
+    assert main(["compare", "--docs", str(docs), "--out", str(existing)]) == 2
+    assert one_line(capsys) == f"ragft: error: --out: {existing} exists and is a file, not a folder"
+    assert main(["compare", "--docs", str(docs), "--out", str(existing / "report")]) == 2
+    assert one_line(capsys) == (f"ragft: error: --out: cannot create folder {existing / 'report'}: "
+                                f"{existing} is a file, not a folder")
+    assert existing.read_text() == "an old report"
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--max-questions", "0", "argument --max-questions: must be at least 1, got 0"),
+    ("--k", "0", "argument --k: must be at least 1, got 0"),
+    ("--k", "two", "argument --k: expected a whole number, got 'two'"),
+    ("--epochs", "0", "argument --epochs: must be a finite number > 0, got '0'"),
+    ("--requests-per-day", "-5", "argument --requests-per-day: must be a finite number > 0, got '-5'"),
+])
+def test_compare_bad_numbers_fail_before_any_work(tmp_path, capsys, flag, value, message) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--docs", str(compare_docs(tmp_path)), "--out", str(tmp_path / "r"), flag, value])
+    assert exit_.value.code == 2
+    assert one_line(capsys) == f"ragft: error: {message} (see ragft compare --help)"
+    assert not (tmp_path / "r").exists()
+
+
+def test_compare_unknown_generator_fails_before_any_work(tmp_path, capsys, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    import ragft_lib.models as models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # no hub, as on this machine
+    monkeypatch.setattr(models, "_HUB_PROBES", {})
+    pairs = tmp_path / "pairs.jsonl"  # prompt/completion, the training spelling, is read too
+    pairs.write_text('{"prompt": "Which river?", "completion": "The Ostreva."}\n')
+    out = tmp_path / "r"
+    assert main(["compare", "--docs", str(compare_docs(tmp_path)), "--pairs", str(pairs), "--out", str(out),
+                 "--generator", "HuggingFaceTB/SmolLM2-135M-Instrukt"]) == 2
+    err = one_line(capsys)
+    assert "generator 'HuggingFaceTB/SmolLM2-135M-Instrukt' could not be loaded" in err
+    assert "Did you mean 'HuggingFaceTB/SmolLM2-135M-Instruct'?" in err
+    assert not out.exists()  # nothing was indexed, trained or written
+
+
+def test_compare_options_are_validated_on_creation(tmp_path) -> None:
+    from ragft_lib.compare import CompareOptions
+    from ragft_lib.errors import ConfigError
+
+    for field, bad in [("k", 0), ("max_questions", 0), ("max_questions", 2.5), ("epochs", 0), ("epochs", "4"),
+                       ("requests_per_day", -1), ("quality_target", 1.5), ("progress", "yes"), ("docs", ""),
+                       ("seed", -1), ("generator", "")]:
+        kwargs = {"docs": "d", "out": "o", field: bad}
+        with pytest.raises(ConfigError) as err:
+            CompareOptions(**kwargs)
+        assert err.value.field == field and repr(bad) in str(err.value)

@@ -87,8 +87,8 @@ def test_field_specs_are_complete_and_json_ready() -> None:
     specs = CostInputs.field_specs()
     assert [s["name"] for s in specs] == [f.name for f in dataclasses.fields(CostInputs)]
     for s in specs:
-        assert s["label"] and s["help"].endswith(".") and s["kind"] in ("float", "choice")
-        if s["kind"] == "float":
+        assert s["label"] and s["help"].endswith(".") and s["kind"] in ("float", "int", "choice")
+        if s["kind"] in ("float", "int"):
             assert s["unit"] and s["min"] == 0
     json.dumps(specs)
 
@@ -282,6 +282,30 @@ def test_grid_broadcasts() -> None:
     g = cost_grid(requests_per_day=np.geomspace(1e2, 1e7, 6)[:, None], hosting=np.array(["api", "self-hosted"]))
     assert g["rag"].shape == g["crossover_requests_per_day"].shape == (6, 2)
     assert APPROACHES[g["cheapest"][0, 0]] == "rag"
+
+
+def test_gpus_always_on_are_whole() -> None:
+    with pytest.raises(ConfigError, match=r"^min_gpus: must be a whole number, got 0.5"):
+        CostInputs(min_gpus=0.5)
+    with pytest.raises(ConfigError, match=r"^min_gpus: must be >= 0 GPUs, got -1"):
+        CostInputs(min_gpus=-1)
+    assert CostInputs(min_gpus=2.0).min_gpus == 2 and isinstance(CostInputs(min_gpus=2.0).min_gpus, int)
+    assert CostInputs(min_gpus=0).min_gpus == 0  # scale to zero: no floor
+    with pytest.raises(ConfigError, match=r"^min_gpus: must be a whole number, got 1.5"):
+        cost_grid(min_gpus=np.array([1.0, 1.5]))
+
+
+def test_functions_take_inputs_or_a_mapping_and_name_anything_else() -> None:
+    assert costs({"requests_per_day": 5000}) == costs(CostInputs(requests_per_day=5000))
+    assert crossover({"hosting": "self-hosted"}).requests_per_day == crossover(
+        CostInputs(hosting="self-hosted")).requests_per_day
+    for fn in (costs, crossover, sensitivity, cost_per_request, monthly_cost, cost_breakdown, plot_costs):
+        with pytest.raises(ConfigError, match=r"^inputs: must be CostInputs or a mapping of its fields, got str 'nope'"):
+            fn("nope")
+    with pytest.raises(ConfigError, match=r"^inputs: gpu_hour: unknown field"):
+        costs({"gpu_hour": 2})
+    with pytest.raises(ConfigError, match=r"^base: must be CostInputs or a mapping"):
+        cost_grid(42, requests_per_day=[1.0])
 
 
 def test_grid_rejects_bad_arrays() -> None:

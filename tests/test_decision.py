@@ -308,3 +308,33 @@ def test_decision_and_scalar_cost_run_without_numpy() -> None:
     approach, method, rows, rag, heavy, changes, html = json.loads(out.stdout)
     assert (approach, method, heavy, html) == ("hybrid", "piecewise closed-form", [], True)
     assert rows > 10 and rag > 0 and changes > 0
+
+
+# -- cost inputs as a mapping; bundled example files ------------------------------------------
+
+
+def test_recommend_takes_cost_inputs_as_a_mapping() -> None:
+    scenario = Scenario(stage="production", labeled_examples=5000, knowledge_update_days=None)
+    prices = {"gpu_hour_usd": 9.0, "training_gpu_hours": 40.0}
+    by_mapping = recommend(scenario, cost_inputs=prices)
+    by_object = recommend(scenario, cost_inputs=CostInputs.from_dict(prices))
+    assert by_mapping.to_dict() == by_object.to_dict()
+    with pytest.raises(ConfigError, match=r"^cost_inputs: gpu_hour: unknown field .*'gpu_hour_usd'"):
+        recommend(scenario, cost_inputs={"gpu_hour": 9.0})
+    with pytest.raises(ConfigError, match=r"^cost_inputs: must be CostInputs or a mapping of its fields, got str"):
+        recommend(scenario, cost_inputs="cheap")
+
+
+def test_bundled_examples_are_found_by_name_from_any_folder(tmp_path, monkeypatch) -> None:
+    from ragft_lib.decision import examples_dir, find_scenario_file
+
+    monkeypatch.chdir(tmp_path)  # no examples/ here
+    found = find_scenario_file("support_bot_prototype")
+    assert found == examples_dir() / "support_bot_prototype.yaml"
+    assert find_scenario_file("examples/news_assistant.json") == examples_dir() / "news_assistant.json"
+    own = tmp_path / "support_bot_prototype.yaml"
+    own.write_text("stage: production\n")
+    assert find_scenario_file("support_bot_prototype.yaml") == Path("support_bot_prototype.yaml")  # a file wins
+    with pytest.raises(DataError, match=r"^nope.yaml: no such file, and no example scenario of that name "
+                                        r"\(examples: .*support_bot_prototype"):
+        find_scenario_file("nope.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -176,3 +177,22 @@ def test_profile_errors(tmp_path):
         LatencyProfile.from_profile({"format": "x"})
     with pytest.raises(DataError, match="measure_timings"):
         profile_from_measurements({"rag": []})
+
+
+@pytest.mark.parametrize(("samples", "message"), [
+    (("a",), "sample 0 must be a number of seconds, got str 'a'"),
+    ((0.1, None), "sample 1 must be a number of seconds, got NoneType None"),
+    ((0.1, True), "sample 1 must be a number of seconds, got bool True"),
+    ("0.1", "must be a sequence of seconds, got str '0.1'"),
+    (0.1, "must be a sequence of seconds, got float 0.1"),
+    ((), "needs at least one sample"),
+    ((0.1, -0.2), "must be >= 0"),
+])
+def test_empirical_names_the_bad_sample(samples, message) -> None:
+    with pytest.raises(ConfigError, match="^samples_s: " + re.escape(message)):
+        Empirical(samples)
+
+
+def test_empirical_takes_any_sequence_of_numbers() -> None:
+    assert Empirical(np.array([0.01, 0.02, 0.03])).quantile(0.5) == pytest.approx(0.02)
+    assert Empirical([1, 2]).samples_s == (1.0, 2.0)

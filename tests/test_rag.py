@@ -103,3 +103,25 @@ def test_rag_answers_from_context_that_closed_book_cannot_know(retriever, genera
     assert "Kessel" in ans.text
     assert ans.citations[0].doc_id == "brindlemere"
     assert "Kessel" not in closed_book(generator, "Which river flows through Brindlemere?", max_new_tokens=16).text
+
+
+# -- wrong arguments fail at construction, naming the argument ----------------------------------
+
+
+def test_wrong_components_fail_at_construction(retriever, generator):
+    with pytest.raises(ConfigError, match=r"^generator: .*got str 'smollm2'.*load_generator\('smollm2'\)"):
+        RAGPipeline(retriever, "smollm2")
+    with pytest.raises(ConfigError, match=r"^generator: must be a Generator .*got NoneType None"):
+        RAGPipeline(retriever, None)
+    with pytest.raises(ConfigError, match=r"^retriever: must be a Retriever .*got str 'idx'.*Retriever.load\('idx'\)"):
+        RAGPipeline("idx", generator)
+    with pytest.raises(ConfigError, match="^retriever: "):
+        RAGPipeline(None, None)  # the first argument is named first
+
+
+def test_answer_refuses_zero_new_tokens_instead_of_using_the_default(retriever, generator):
+    rag = RAGPipeline(retriever, generator, k=1)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=f"max_new_tokens: must be a positive integer, got {bad!r}"):
+            rag.answer("Which river flows through Brindlemere?", max_new_tokens=bad)
+    assert rag.answer("Which river flows through Brindlemere?", max_new_tokens=1).text  # None/absent: the default

@@ -293,6 +293,34 @@ def test_crash_during_save_keeps_previous_index(r, tmp_path, embedder, monkeypat
     assert r.num_documents == 6  # the in-memory retriever is intact too
 
 
+def test_disk_full_during_save_names_the_path_and_keeps_the_old_index(r, tmp_path, embedder, monkeypatch):
+    import errno
+
+    from ragft_lib.errors import WriteError
+
+    r.save(tmp_path / "idx")
+    before = state(Retriever.load(tmp_path / "idx", embedder=embedder))
+    r.add([Document("new", "A new document about lighthouses.")])
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stores, "_write_bytes", disk_full)
+    with pytest.raises(WriteError) as err:
+        r.save(tmp_path / "idx")
+    assert str(err.value).startswith(f"{tmp_path / 'idx'}: could not save the index: No space left on device")
+    assert err.value.errno == errno.ENOSPC and isinstance(err.value, OSError)  # old `except OSError` still works
+    monkeypatch.undo()
+    assert state(Retriever.load(tmp_path / "idx", embedder=embedder)) == before
+
+
+def test_cache_must_be_a_flag_or_a_folder():
+    # checked before the embedder loads (the conftest guard fails this fast test if one did)
+    for bad in (123, 1.5, None, ["a"]):
+        with pytest.raises(ConfigError, match=r"^cache: must be True .*, False .* or a folder path, got"):
+            Retriever(cache=bad)
+
+
 def test_save_to_database_store_is_refused(embedder, tmp_path):
     class Db:  # any other VectorStore (here one that delegates to faiss)
         def __init__(self):
