@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError
 
 __all__ = ["DIMENSIONS", "VERDICTS", "LEDGER_ENV", "MIN_N_ACCURACY", "FrameworkClaim", "FRAMEWORK", "Entry",
            "entry_from_comparison", "entry_from_interval", "not_measured", "record", "read_ledger",
-           "evidence_document", "summary_sentence", "glue_entry"]
+           "evidence_document", "summary_sentence", "glue", "glue_entry"]
 
 #: The framework's dimensions and cases an entry can belong to.
 DIMENSIONS = ("freshness", "cost", "latency", "data", "auditability", "knowledge-boundary", "format", "jargon",
@@ -320,6 +320,25 @@ def summary_sentence(entry: Entry) -> str:
             f"difference {entry.difference:+,.3g}, 95 % CI {lo:+,.3g} to {hi:+,.3g}, n = {entry.n}.")
 
 
+def glue(name: str, value: Any) -> Any:
+    """Glue ``value`` under ``name`` for the chapter's prose (``{glue:text}`name```), not displayed.
+
+    MyST-NB's ``glue`` when the book build runs the chapter; elsewhere (plain Python, or Jupyter and
+    Colab without MyST-NB installed) it does nothing. Returns ``value``.
+
+    >>> glue("n-facts", 16)
+    16
+    """
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue as _glue
+    except ImportError:  # a notebook runtime without MyST-NB: the prose roles are the book's only
+        return value
+    if get_ipython() is not None:
+        _glue(name, value, display=False)
+    return value
+
+
 def glue_entry(entry: Entry, *, prefix: str | None = None) -> dict[str, Any]:
     """Glue an entry's numbers and verdict for the chapter's prose (MyST-NB ``glue``, not displayed).
 
@@ -342,13 +361,6 @@ def glue_entry(entry: Entry, *, prefix: str | None = None) -> dict[str, Any]:
     if entry.ci is not None:
         values[f"{p}-lo"], values[f"{p}-hi"] = entry.ci
     values[f"{p}-summary"] = summary_sentence(entry)
-    try:
-        from IPython import get_ipython
-        from myst_nb import glue
-    except ImportError:  # pragma: no cover - myst_nb is a book dependency, not a library one
-        return values
-    if get_ipython() is None:  # a plain Python process: nothing to glue into
-        return values
     for k, v in values.items():
-        glue(k, v, display=False)
+        glue(k, v)
     return values
