@@ -77,24 +77,24 @@ class Scenario:
         "production", "choice", label="Stage", choices=("prototype", "production"),
         help="A prototype starts with RAG; production weighs every dimension.")
     knowledge_update_days: float | None = spec(
-        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True,
+        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True, max=36_500,
         nullable=True, null_means="static: the knowledge never changes",
         what_if=(None, 1, VERY_FRESH_DAYS, FRESH_DAYS, 90, 365),
         help="Typical days between changes to the facts the system answers from; empty if static.")
     kb_documents: int = spec(
-        1_000, "int", label="Knowledge base size", unit="documents", min=0,
+        1_000, "int", label="Knowledge base size", unit="documents", min=0, max=10_000_000_000,
         what_if=(100, 1_000, LARGE_KB_DOCUMENTS, VERY_LARGE_KB_DOCUMENTS, 1_000_000),
         help="Number of documents the answers draw on.")
     labeled_examples: int = spec(
-        0, "int", label="Labeled examples", unit="examples", min=0,
+        0, "int", label="Labeled examples", unit="examples", min=0, max=1_000_000_000,
         what_if=(0, MIN_LABELED_EXAMPLES - 1, MIN_LABELED_EXAMPLES, CLEAN_LABELED_EXAMPLES, 10_000),
         help="Question/answer pairs of the quality you want, available for training.")
     requests_per_day: float = spec(
-        1_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True,
+        1_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True, max=1e12,
         what_if=(100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000),
         help="Expected volume; drives the cost comparison.")
     latency_p95_slo_ms: float | None = spec(
-        None, "float", label="p95 latency target", unit="ms", min=0, min_exclusive=True,
+        None, "float", label="p95 latency target", unit="ms", min=0, min_exclusive=True, max=3_600_000,
         nullable=True, null_means="no latency target", what_if=(None, 1_000, 2_000, 2_500, 5_000),
         help="95th-percentile end-to-end latency the system must meet; empty if none.")
     needs_citations: bool = spec(

@@ -1,0 +1,171 @@
+"""How ragft_lib shows things to a reader: figure style, progress bars, paths, static pages.
+
+Standard library only at import time (matplotlib is imported inside :func:`book_style`).
+
+The HTML book is a *static* page: no kernel runs behind it. The book's Sphinx extension
+(``_ext/ragft_book.py``) therefore sets :data:`BOOK_BUILD_ENV` for the kernels that execute the
+chapters, and the library reads it:
+
+* :func:`progress_enabled` turns progress bars off (they stay on in a terminal, Jupyter and Colab);
+* :func:`static_page` tells widget-based helpers (``ragft_lib.cost.explorer``,
+  ``ragft_lib.decision.form``) to show a static stand-in instead of controls that would do nothing;
+* :func:`show_path` shortens paths of the machine (cache folder, temporary folders, home) so they
+  never reach a page.
+
+:func:`book_style` gives figures the book's look (column width, legible text, high-DPI PNGs) in any
+notebook: the build applies the same :data:`BOOK_RC`.
+
+>>> BOOK_RC["figure.figsize"][0] <= 7 and BOOK_RC["font.size"] >= 10
+True
+>>> progress_enabled(True, environ={"RAGFT_PROGRESS": "0"})
+False
+>>> progress_enabled(True, environ={"RAGFT_BOOK_BUILD": "1"})
+False
+>>> progress_enabled(True, environ={})
+True
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+#: Set (to ``1``) by the book's Sphinx extension for the kernels that execute the chapters.
+BOOK_BUILD_ENV = "RAGFT_BOOK_BUILD"
+#: ``0``/``false``/``off`` turns every ragft progress bar off; ``1`` turns them on even in the build.
+PROGRESS_ENV = "RAGFT_PROGRESS"
+
+#: matplotlib settings of the book's figures: at most the text column's width (about 690 CSS px,
+#: i.e. 7 in at 100 dpi, shown at ~100 %), text of at least 10 pt.
+BOOK_RC: Mapping[str, Any] = {
+    "figure.figsize": (7.0, 4.0),
+    "figure.dpi": 100,
+    "font.size": 10.0,
+    "axes.titlesize": 11.0,
+    "axes.labelsize": 10.0,
+    "xtick.labelsize": 10.0,
+    "ytick.labelsize": 10.0,
+    "legend.fontsize": 10.0,
+}
+
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value.strip() == "":
+        return None
+    return value.strip().lower() not in _FALSE
+
+
+def static_page(environ: Mapping[str, str] | None = None) -> bool:
+    """True while the book is being built: outputs land on a static HTML page with no kernel.
+
+    >>> static_page({"RAGFT_BOOK_BUILD": "1"}), static_page({})
+    (True, False)
+    """
+    env = os.environ if environ is None else environ
+    return bool(_flag(env.get(BOOK_BUILD_ENV)))
+
+
+def progress_enabled(requested: bool = True, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether to show a progress bar the caller asked for (``requested``).
+
+    ``RAGFT_PROGRESS`` decides when set; otherwise bars are off while the book is built (a bar on a
+    static page is noise) and on everywhere else.
+    """
+    env = os.environ if environ is None else environ
+    forced = _flag(env.get(PROGRESS_ENV))
+    if forced is not None:
+        return requested and forced
+    return requested and not static_page(env)
+
+
+def _cache_root() -> Path | None:
+    try:
+        from .models import cache_dir
+
+        return cache_dir()
+    except Exception:  # noqa: BLE001 - a display helper must never fail
+        return None
+
+
+def show_path(path: str | os.PathLike, *, base: str | os.PathLike | None = None) -> str:
+    """A path as a reader should see it: relative to ``base``, the ragft cache, a temporary folder
+    or the home folder, never the machine's absolute path.
+
+    >>> import tempfile
+    >>> show_path(Path(tempfile.gettempdir()) / "ragft-x" / "report.md")
+    '<temporary folder>/ragft-x/report.md'
+    >>> show_path(Path.home() / "data" / "docs")
+    '~/data/docs'
+    >>> show_path("/srv/book/report/quality.png", base="/srv/book")
+    'report/quality.png'
+    >>> show_path("relative/file.txt")
+    'relative/file.txt'
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    roots: list[tuple[Path | None, str]] = [
+        (Path(base) if base is not None else None, ""),
+        (_cache_root(), "<ragft cache>"),
+        (Path(tempfile.gettempdir()), "<temporary folder>"),
+        (Path("/tmp"), "<temporary folder>"),
+        (Path.home(), "~"),
+    ]
+    for root, label in roots:
+        if root is None:
+            continue
+        for candidate in {root, root.resolve()}:
+            try:
+                rel = p.relative_to(candidate)
+            except ValueError:
+                continue
+            text = rel.as_posix()
+            if not label:
+                return text
+            return label if text == "." else f"{label}/{text}"
+    return p.as_posix()
+
+
+def book_style(retina: bool = True) -> None:
+    """Give this session's matplotlib figures the book's look: :data:`BOOK_RC`, and high-DPI
+    (retina) PNGs when running in Jupyter or Colab.
+
+    >>> book_style()                                   # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.rcParams.update(BOOK_RC)
+    if not retina:
+        return
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing to configure
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def configure_static_kernel() -> None:
+    """Set up a kernel that executes a chapter for the static book (called by the build only).
+
+    * :data:`BOOK_RC` for every figure;
+    * ``tqdm.auto`` is the plain text bar: a library that asks for a bar explicitly writes it to
+      stderr, which the build removes, instead of drawing an ipywidgets bar into the page (the
+      build also sets ``TQDM_DISABLE=1``, which turns off every bar not explicitly enabled).
+    """
+    import matplotlib
+
+    matplotlib.rcParams.update(BOOK_RC)
+    try:
+        import tqdm.auto
+        import tqdm.autonotebook
+        import tqdm.std
+    except ImportError:
+        return
+    for module in (tqdm.auto, tqdm.autonotebook):
+        module.tqdm, module.trange = tqdm.std.tqdm, tqdm.std.trange  # type: ignore[attr-defined]
