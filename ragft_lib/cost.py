@@ -906,6 +906,11 @@ class CostExplorer:
         return text
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .display import kernel_only, static_page
+
+        if static_page():  # the HTML book: frozen sliders would look live and do nothing
+            return kernel_only("Sliders that redraw these curves",
+                               "In the HTML book, the live cost explorer runs the same code in your browser.")
         return self.widget._repr_mimebundle_(**kwargs)
 
 

@@ -910,6 +910,11 @@ class ScenarioForm:
         return rec
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .display import kernel_only, static_page
+
+        if static_page():  # the HTML book: a frozen form would look live and do nothing
+            return kernel_only("A form with one input per scenario field and a Recommend button",
+                               "In the HTML book, the live decision form runs the same code in your browser.")
         return self.widget._repr_mimebundle_(**kwargs)
 
 

@@ -169,3 +169,21 @@ def configure_static_kernel() -> None:
         return
     for module in (tqdm.auto, tqdm.autonotebook):
         module.tqdm, module.trange = tqdm.std.tqdm, tqdm.std.trange  # type: ignore[attr-defined]
+
+
+def kernel_only(what: str, live: str = "") -> dict[str, str]:
+    """The mime bundle a widget shows on a static page instead of controls that would do nothing.
+
+    ``what`` names the controls; ``live`` says where a working version is (HTML allowed).
+
+    >>> b = kernel_only("Sliders for the cost inputs")
+    >>> "Jupyter or Colab" in b["text/html"] and b["text/plain"].startswith("Sliders")
+    True
+    """
+    import html
+
+    text = (f"{what} appear when this notebook runs in Jupyter or Colab: they need a Python kernel, "
+            "which a web page does not have.")
+    more = f" {live}" if live else ""
+    return {"text/html": f'<p class="ragft-kernel-only">{html.escape(text)}{more}</p>',
+            "text/plain": text}
