@@ -640,14 +640,16 @@ def plot_costs(
         _, ax = plt.subplots(figsize=(7, 4.5))
     r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
     grid = cost_grid(inputs, requests_per_day=r)
+    from .display import APPROACH_STYLES
+
     for a in APPROACHES:
-        ax.plot(r, grid[a], label=a)
+        ax.plot(r, grid[a], label=a, **APPROACH_STYLES.get(a, {}))
     c = crossover(inputs)
     if c.requests_per_day and requests_per_day[0] <= c.requests_per_day <= requests_per_day[1]:
         y = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")
         ax.axvline(c.requests_per_day, color="grey", linestyle=":", linewidth=1)
         ax.annotate(f"crossover\n{c.requests_per_day:,.0f}/day", (c.requests_per_day, y),
-                    textcoords="offset points", xytext=(8, -30), fontsize=8)
+                    textcoords="offset points", xytext=(8, -30), fontsize=9)
     ax.set(xscale="log", yscale="log", xlabel="requests per day", ylabel="USD per month",
            title=f"Monthly cost ({inputs.hosting}, prices as of {PRICES_AS_OF})")
     ax.legend()
@@ -678,10 +680,10 @@ def plot_sensitivity(rows: Sequence[SensitivityRow], baseline: float | None = No
         ax.plot([hi], [i], "^", color="tab:red")     # high value
         for v, raw in ((lo, row.crossover_low), (hi, row.crossover_high)):
             if raw is None:
-                ax.annotate("never", (v, i), xytext=(3, -3), textcoords="offset points", fontsize=7)
+                ax.annotate("never", (v, i), xytext=(3, -4), textcoords="offset points", fontsize=9)
     if baseline:
         ax.axvline(baseline, color="black", linewidth=1)
-    ax.set_yticks(range(len(rows)), [r.field for r in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [r.field for r in rows], fontsize=9)
     ax.set(xscale="log", xlabel="crossover, requests per day (v low value, ^ high value)",
            title="What moves the fine-tuning crossover")
     return ax

@@ -825,9 +825,9 @@ def plot_verdict_map(frame: Any, ax: Any = None, title: str | None = None) -> An
     codes = frame.apply(lambda col: col.map(APPROACHES.index)).to_numpy(dtype=float)
     ax.imshow(codes, cmap=ListedColormap([COLOURS[a] for a in APPROACHES]), vmin=-0.5, vmax=2.5, aspect="auto")
     for (i, j), v in _enumerate2(frame.to_numpy()):
-        ax.text(j, i, v, ha="center", va="center", color="white", fontsize=8)
-    ax.set_xticks(range(frame.shape[1]), [_fmt(v) for v in frame.columns], fontsize=8)
-    ax.set_yticks(range(frame.shape[0]), [_fmt(v) for v in frame.index], fontsize=8)
+        ax.text(j, i, v, ha="center", va="center", color="white", fontsize=10)
+    ax.set_xticks(range(frame.shape[1]), [_fmt(v) for v in frame.columns], fontsize=10)
+    ax.set_yticks(range(frame.shape[0]), [_fmt(v) for v in frame.index], fontsize=10)
     ax.set(xlabel=frame.columns.name, ylabel=frame.index.name, title=title or "Verdict of recommend()")
     return ax
 

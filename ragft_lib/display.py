@@ -50,6 +50,14 @@ BOOK_RC: Mapping[str, Any] = {
     "legend.fontsize": 10.0,
 }
 
+#: How each approach is drawn in line plots: distinct widths and dashes, so curves that coincide
+#: (rag and hybrid often do) stay visible.
+APPROACH_STYLES: Mapping[str, Mapping[str, Any]] = {
+    "rag": {"color": "C0", "linestyle": "-", "linewidth": 2.8},
+    "fine-tune": {"color": "C1", "linestyle": "-", "linewidth": 1.6},
+    "hybrid": {"color": "C2", "linestyle": (0, (5, 3)), "linewidth": 1.6},
+}
+
 _FALSE = ("0", "false", "no", "off")
 
 

@@ -329,13 +329,10 @@ def sla_check(
     return out
 
 
-#: How each approach is drawn: distinct line styles, so curves that coincide (e.g. rag and hybrid
-#: when the fine-tuned model generates at the base model's speed) stay visible.
-LINE_STYLES: Mapping[str, Mapping[str, Any]] = {
-    "rag": {"color": "C0", "linestyle": "-", "linewidth": 2.8},
-    "fine-tune": {"color": "C1", "linestyle": "-", "linewidth": 1.6},
-    "hybrid": {"color": "C2", "linestyle": (0, (5, 3)), "linewidth": 1.6},
-}
+def _style(i: int, approach: str) -> dict[str, Any]:
+    from .display import APPROACH_STYLES
+
+    return {"color": f"C{i}", **APPROACH_STYLES.get(approach, {})}
 
 
 def _labels(report: LatencyReport) -> dict[str, str]:
@@ -368,7 +365,7 @@ def plot_distributions(report: LatencyReport, ax: Any = None, points: int = 1001
     probs = np.linspace(0.0, 1.0, points)
     labels = _labels(report)
     for i, (a, v) in enumerate(report.samples_ms.items()):
-        style = {"color": f"C{i}", **LINE_STYLES.get(a, {})}
+        style = _style(i, a)
         ax.plot(np.quantile(v, probs), probs, label=labels[a], drawstyle="steps-post", **style)
         p95 = report.percentiles_ms[a]["p95"]
         ax.plot([p95], [0.95], marker="o", markersize=6, color=style["color"], linestyle="none")
@@ -393,7 +390,7 @@ def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None
     for i, (a, v) in enumerate(report.samples_ms.items()):
         xs = np.sort(v)
         frac = 1.0 - np.arange(1, len(xs) + 1) / len(xs)
-        ax.plot(xs[:-1], frac[:-1], label=labels[a], **{"color": f"C{i}", **LINE_STYLES.get(a, {})})
+        ax.plot(xs[:-1], frac[:-1], label=labels[a], **_style(i, a))
     for q in (0.05, 0.01):
         ax.axhline(q, color="grey", linewidth=0.5, linestyle="--")
     if slo_ms is not None:
