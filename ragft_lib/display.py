@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -138,6 +139,42 @@ def show_path(path: str | os.PathLike, *, base: str | os.PathLike | None = None)
     return p.as_posix()
 
 
+def scrub_paths(text: str, *, cache: str | os.PathLike | None = None) -> str:
+    """``text`` with every absolute path of this machine's ragft cache, temporary folders and home
+    shortened as :func:`show_path` does (used on what the book build's kernels print).
+
+    >>> import tempfile
+    >>> scrub_paths(f"saved to {tempfile.gettempdir()}/ragft-1/report.md and {Path.home()}/x",
+    ...             cache="/nonexistent")
+    'saved to <temporary folder>/ragft-1/report.md and ~/x'
+    >>> scrub_paths("cached in /srv/c/models/m", cache="/srv/c")
+    'cached in <ragft cache>/models/m'
+    """
+    root = Path(cache) if cache is not None else _cache_root()
+    prefixes: list[tuple[str, str]] = []
+    for path, label in ((root, "<ragft cache>"), (Path(tempfile.gettempdir()), "<temporary folder>"),
+                        (Path("/tmp"), "<temporary folder>"), (Path.home(), "~")):
+        if path is None:
+            continue
+        for candidate in {str(path), str(path.resolve())}:
+            if candidate not in ("/", ""):
+                prefixes.append((candidate.rstrip("/"), label))
+    for prefix, label in sorted(set(prefixes), key=lambda p: -len(p[0])):  # the most specific first
+        # the prefix as a whole path component: /tmp/x and /tmp, not /tmpfiles
+        text = re.sub(re.escape(prefix) + r"(?=/|$|[^\w.-])", lambda _m, label=label: label, text)
+    return text
+
+
+def _scrub_data(data: Any) -> Any:
+    if isinstance(data, str):
+        return scrub_paths(data)
+    if isinstance(data, dict):
+        return {k: (_scrub_data(v) if k.startswith("text/") or k == "application/json" else v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_scrub_data(v) for v in data)
+    return data
+
+
 def book_style(retina: bool = True) -> None:
     """Give this session's matplotlib figures the book's look: :data:`BOOK_RC`, and high-DPI
     (retina) PNGs when running in Jupyter or Colab.
@@ -162,6 +199,8 @@ def configure_static_kernel() -> None:
     """Set up a kernel that executes a chapter for the static book (called by the build only).
 
     * :data:`BOOK_RC` for every figure;
+    * paths of the build machine (ragft cache, temporary folders, home) are shortened in everything
+      the kernel prints or displays (:func:`scrub_paths`): they mean nothing to a reader;
     * ``tqdm.auto`` is the plain text bar: a library that asks for a bar explicitly writes it to
       stderr, which the build removes, instead of drawing an ipywidgets bar into the page (the
       build also sets ``TQDM_DISABLE=1``, which turns off every bar not explicitly enabled).
@@ -169,6 +208,7 @@ def configure_static_kernel() -> None:
     import matplotlib
 
     matplotlib.rcParams.update(BOOK_RC)
+    _scrub_kernel_output()
     try:
         import tqdm.auto
         import tqdm.autonotebook
@@ -195,3 +235,40 @@ def kernel_only(what: str, live: str = "") -> dict[str, str]:
     more = f" {live}" if live else ""
     return {"text/html": f'<p class="ragft-kernel-only">{html.escape(text)}{more}</p>',
             "text/plain": text}
+
+
+def _scrub_kernel_output() -> None:
+    """Pass stdout and every displayed mime bundle of this IPython kernel through :func:`scrub_paths`."""
+    import sys
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    def scrub_stdout(*_args: Any) -> None:
+        # IPython swaps stdout's write for each cell (to keep a history of outputs) and puts the
+        # previous one back afterwards, so the wrapper goes on again before every cell.
+        write = sys.stdout.write
+        if not getattr(write, "_ragft_scrubbed", False):
+            def scrubbed(text: Any, *args: Any, **kwargs: Any) -> Any:
+                return write(scrub_paths(text) if isinstance(text, str) else text, *args, **kwargs)
+
+            scrubbed._ragft_scrubbed = True  # type: ignore[attr-defined]
+            sys.stdout.write = scrubbed  # type: ignore[method-assign]
+
+    if not getattr(shell, "_ragft_scrubbed", False):
+        shell.events.register("pre_run_cell", scrub_stdout)
+        shell._ragft_scrubbed = True
+    pub = shell.display_pub
+    if not getattr(pub, "_ragft_scrubbed", False):
+        publish = pub.publish
+        pub.publish = lambda data, metadata=None, *a, **k: publish(_scrub_data(data), metadata, *a, **k)
+        pub._ragft_scrubbed = True
+    hook = shell.displayhook
+    if not getattr(hook, "_ragft_scrubbed", False) and hasattr(hook, "write_format_data"):
+        write_format_data = hook.write_format_data
+        hook.write_format_data = lambda data, md=None: write_format_data(_scrub_data(data), md)
+        hook._ragft_scrubbed = True

@@ -39,7 +39,7 @@ function measure() {
   const figures = [];
   for (const img of document.querySelectorAll("article img")) {
     if (!img.complete || img.naturalWidth < 100) continue;  // icons; broken images are reported separately
-    const attr = parseFloat(img.getAttribute("width") || "0");
+    const attr = parseFloat(img.getAttribute("width") || img.style.width || "0");  // myst-nb: style="width: 594px"
     const density = attr > 0 && Math.abs(img.naturalWidth / attr - 2) < 0.05 ? 2 : 1;
     const shown = img.getBoundingClientRect().width;
     figures.push({ src: img.getAttribute("src"), natural: img.naturalWidth, density, shown: Math.round(shown),
