@@ -738,9 +738,9 @@ def _supports(reason: Reason, approach: str) -> bool:
 def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **recommend_kwargs: Any) -> Any:
     """Run :func:`recommend` on named scenarios; one row each (a DataFrame indexed by name).
 
-    Columns: ``verdict``, ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that
-    argue for another approach and were outweighed), ``monthly USD`` (of the verdict), ``crossover requests/day``
-    (``None`` = never) and ``nearest change`` (the first of "what would change the verdict").
+    Columns: ``verdict``, ``nearest change`` (the first of "what would change the verdict"),
+    ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that argue for another approach
+    and were outweighed), ``monthly USD`` (of the verdict) and ``crossover requests/day`` (``None`` = never).
 
     >>> verdicts_frame({"proto": Scenario(stage="prototype")}).loc["proto", "verdict"]
     'rag'
@@ -753,14 +753,14 @@ def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **reco
         against = dict.fromkeys(r.dimension for r in rec.reasons
                                 if not _supports(r, rec.approach) and r.weight > 0)
         nearest = min(rec.what_would_change, key=lambda c: _distance(c.current, c.new), default=None)
-        rows[name] = {
+        rows[name] = {  # the deciding columns first: a narrow page shows them without scrolling
             "verdict": rec.approach,
+            "nearest change": str(nearest) if nearest else "-",
             "main reasons": ", ".join(main_reasons(rec)),
             "against": ", ".join(against) or "-",
             "monthly USD": round(rec.cost["monthly_usd"][rec.approach]),
             "crossover requests/day": (None if rec.cost["crossover_requests_per_day"] is None
                                        else round(rec.cost["crossover_requests_per_day"])),
-            "nearest change": str(nearest) if nearest else "-",
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
