@@ -203,3 +203,50 @@ def test_no_build_noise_reaches_the_page(pages):
         assert r["machine_paths"] == [], (page, "path of the build machine", r["machine_paths"])
         assert r["progress_text"] == [], (page, "progress-bar text", r["progress_text"])
         assert r["widget_views"] == 0, (page, "ipywidgets controls on a page with no kernel")
+
+
+# ------------------------------------------------------------------------------------------
+# The kernels that execute the chapters during the build (_ext/ragft_book.py)
+# ------------------------------------------------------------------------------------------
+
+
+def test_the_build_kernel_draws_high_dpi_figures_and_keeps_noise_off_the_page(tmp_path, monkeypatch):
+    """A notebook executed with the build's kernel environment: retina PNGs at the column's width,
+    no progress-bar widgets, no machine paths, no dead widgets."""
+    nbclient = pytest.importorskip("nbclient")
+    import base64
+    import struct
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import ragft_book
+
+    env = ragft_book.kernel_environment(tmp_path / "kernel")
+    for k, v in {**env, "PYTHONPATH": str(ROOT)}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the test session's Agg would hide inline figures
+    cells = [
+        "import tempfile, pathlib\nwork = tempfile.mkdtemp()\nprint('written to', work)",
+        "pathlib.Path.home() / 'data'",
+        "from IPython.display import Markdown, display\ndisplay(Markdown(f'# Report: {work}/docs'))",
+        "from tqdm.auto import tqdm\nfor _ in tqdm(range(3)): pass\nfor _ in tqdm(range(3), disable=False): pass",
+        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.show()",
+        "from ragft_lib.cost import explorer\nexplorer()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = [o for c in nb.cells for o in c.outputs]
+    shown = json.dumps([o for o in outputs if o.get("name") != "stderr"])  # the build removes stderr
+    assert tempfile.gettempdir() + "/" not in shown and str(Path.home()) + "/" not in shown, shown
+    assert "<temporary folder>/" in shown and "~/data" in shown
+    assert "widget-view" not in shown and "it/s]" not in shown, "a progress bar reached the page"
+    png = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(png) == 1
+    width, _ = struct.unpack(">II", base64.b64decode(png[0]["data"]["image/png"])[16:24])
+    shown_width = png[0]["metadata"]["image/png"]["width"]
+    assert abs(width / shown_width - 2) < 0.05, "retina: twice the pixels of its displayed width"
+    assert shown_width <= 720, "the default figure fits the ~690 px text column"
+    stand_in = outputs[-1]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in stand_in and "Jupyter or Colab" in stand_in["text/html"]
