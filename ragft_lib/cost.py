@@ -44,7 +44,7 @@ from typing import Any, Mapping, Sequence
 
 from ._fields import check, field_specs, from_mapping, spec, validate
 from .errors import ConfigError
-from .vocabulary import APPROACHES, COLOURS
+from .vocabulary import APPROACHES
 
 __all__ = [
     "APPROACHES", "DAYS_PER_MONTH", "HOURS_PER_MONTH", "PRICES_AS_OF", "PRICES_SOURCE", "DEFAULT_PRICES", "CostInputs",
@@ -99,26 +99,26 @@ class CostInputs:
 
     # -- workload ---------------------------------------------------------------------------
     requests_per_day: float = spec(
-        10_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True,
+        10_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True, max=1e12,
         help="Average number of questions answered per day.")
     prompt_tokens_per_request: float = spec(
-        800.0, "float", label="Prompt tokens", unit="tokens/request", min=0,
+        800.0, "float", label="Prompt tokens", unit="tokens/request", min=0, max=2e6,
         help="Input tokens of a request without retrieved context: question, system prompt, format "
              "instructions and few-shot examples a base model needs.")
     output_tokens_per_request: float = spec(
-        250.0, "float", label="Output tokens", unit="tokens/request", min=0,
+        250.0, "float", label="Output tokens", unit="tokens/request", min=0, max=1e5,
         help="Tokens generated per answer.")
     rag_context_tokens_per_request: float = spec(
-        2_000.0, "float", label="Retrieved context tokens", unit="tokens/request", min=0,
+        2_000.0, "float", label="Retrieved context tokens", unit="tokens/request", min=0, max=2e6,
         help="Extra input tokens of retrieved passages (e.g. 5 chunks of 400 tokens).")
     instruction_tokens_saved_by_finetuning: float = spec(
-        500.0, "float", label="Prompt tokens saved by fine-tuning", unit="tokens/request", min=0,
+        500.0, "float", label="Prompt tokens saved by fine-tuning", unit="tokens/request", min=0, max=2e6,
         help="Instructions and examples a fine-tuned model no longer needs in its prompt.")
     query_tokens_per_request: float = spec(
-        30.0, "float", label="Query tokens embedded", unit="tokens/request", min=0,
+        30.0, "float", label="Query tokens embedded", unit="tokens/request", min=0, max=1e5,
         help="Tokens of the query embedded for retrieval.")
     knowledge_update_days: float | None = spec(
-        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True,
+        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True, max=36_500,
         nullable=True, null_means="static: the knowledge never changes",
         help="A fine-tuned model is retrained once per change; None means static knowledge.")
     # -- prices -----------------------------------------------------------------------------
@@ -127,52 +127,52 @@ class CostInputs:
         help="'api': generation priced per token; 'self-hosted': priced per GPU-hour.")
     price_per_1k_input_tokens_usd: float = spec(
         _P["price_per_1k_input_tokens_usd"], "float", label="Input token price", unit="USD/1k tokens",
-        min=0, help="API list price of input tokens (base model).")
+        min=0, max=100, help="API list price of input tokens (base model).")
     price_per_1k_output_tokens_usd: float = spec(
         _P["price_per_1k_output_tokens_usd"], "float", label="Output token price", unit="USD/1k tokens",
-        min=0, help="API list price of output tokens (base model).")
+        min=0, max=100, help="API list price of output tokens (base model).")
     finetuned_token_price_multiplier: float = spec(
         _P["finetuned_token_price_multiplier"], "float", label="Fine-tuned token price multiplier",
-        unit="x", min=0, min_exclusive=True,
+        unit="x", min=0, min_exclusive=True, max=100,
         help="Per-token price of the fine-tuned model relative to the base model (API hosting).")
     embedding_price_per_1k_tokens_usd: float = spec(
         _P["embedding_price_per_1k_tokens_usd"], "float", label="Embedding price", unit="USD/1k tokens",
-        min=0, help="Price of embedding the query.")
+        min=0, max=100, help="Price of embedding the query.")
     vector_search_usd_per_1k_queries: float = spec(
         _P["vector_search_usd_per_1k_queries"], "float", label="Vector search price",
-        unit="USD/1k queries", min=0, help="Per-query price of the vector store.")
+        unit="USD/1k queries", min=0, max=1_000, help="Per-query price of the vector store.")
     vector_store_usd_per_month: float = spec(
         _P["vector_store_usd_per_month"], "float", label="Vector store fixed cost", unit="USD/month",
-        min=0, help="Storage and plan minimum of the vector store.")
+        min=0, max=1e7, help="Storage and plan minimum of the vector store.")
     gpu_hour_usd: float = spec(
-        _P["gpu_hour_usd"], "float", label="GPU price", unit="USD/hour", min=0,
+        _P["gpu_hour_usd"], "float", label="GPU price", unit="USD/hour", min=0, max=1_000,
         help="Price of one GPU-hour (serving when self-hosted, and training).")
     finetuned_hosting_usd_per_month: float = spec(
         _P["finetuned_hosting_usd_per_month"], "float", label="Custom model hosting premium",
-        unit="USD/month", min=0,
+        unit="USD/month", min=0, max=1e7,
         help="Fixed monthly fee for hosting a custom model (e.g. a dedicated endpoint).")
     # -- self-hosted serving ----------------------------------------------------------------
     prefill_tokens_per_gpu_second: float = spec(
-        20_000.0, "float", label="Prefill throughput", unit="tokens/GPU-second", min=0,
+        20_000.0, "float", label="Prefill throughput", unit="tokens/GPU-second", min=0, max=1e8,
         min_exclusive=True, help="Input tokens one GPU processes per second (batched).")
     decode_tokens_per_gpu_second: float = spec(
-        2_500.0, "float", label="Decode throughput", unit="tokens/GPU-second", min=0,
+        2_500.0, "float", label="Decode throughput", unit="tokens/GPU-second", min=0, max=1e7,
         min_exclusive=True, help="Output tokens one GPU generates per second (batched).")
     min_gpus: int = spec(
-        1, "int", label="GPUs always on", unit="GPUs", min=0,
+        1, "int", label="GPUs always on", unit="GPUs", min=0, max=100_000,
         help="Whole GPUs kept running at any volume (self-hosted); the cost floor. 0 = scale to zero.")
     # -- fine-tuning ------------------------------------------------------------------------
     training_gpu_hours: float = spec(
-        8.0, "float", label="Training GPU-hours", unit="GPU-hours/run", min=0,
+        8.0, "float", label="Training GPU-hours", unit="GPU-hours/run", min=0, max=1e7,
         help="GPU-hours of one (LoRA) training run, evaluation included.")
     data_prep_usd: float = spec(
-        3_000.0, "float", label="Data preparation", unit="USD", min=0,
+        3_000.0, "float", label="Data preparation", unit="USD", min=0, max=1e9,
         help="One-off cost of collecting and cleaning the training set.")
     retrain_data_prep_usd: float = spec(
-        300.0, "float", label="Data preparation per retraining", unit="USD/retraining", min=0,
+        300.0, "float", label="Data preparation per retraining", unit="USD/retraining", min=0, max=1e8,
         help="Cost of turning changed knowledge into training examples, per retraining.")
     amortisation_months: float = spec(
-        12.0, "float", label="Amortisation period", unit="months", min=0, min_exclusive=True,
+        12.0, "float", label="Amortisation period", unit="months", min=0, min_exclusive=True, max=120,
         help="One-off costs (first training, data preparation) are spread over this many months.")
 
     def __post_init__(self) -> None:
@@ -634,13 +634,15 @@ def _check_array(name: str, arr: Any, meta: Mapping[str, Any]) -> None:
     """Vectorised :func:`~ragft_lib._fields.check_number`: report the first bad element."""
     import numpy as np
 
-    lo = meta.get("min")
+    lo, hi = meta.get("min"), meta.get("max")
     bad = ~np.isfinite(arr)
     if lo is not None:
         bad |= (arr <= lo) if meta.get("min_exclusive") else (arr < lo)
     if meta.get("kind") == "int":
         with np.errstate(invalid="ignore"):
             bad |= arr != np.floor(arr)
+    if hi is not None:
+        bad |= arr > hi
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         check(name, float(arr[index]), meta)
@@ -669,14 +671,16 @@ def plot_costs(
         _, ax = plt.subplots(figsize=(7, 4.5))
     r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
     grid = cost_grid(inputs, requests_per_day=r)
+    from .display import APPROACH_STYLES
+
     for a in APPROACHES:
-        ax.plot(r, grid[a], label=a, color=COLOURS[a])
+        ax.plot(r, grid[a], label=a, **APPROACH_STYLES.get(a, {}))
     c = crossover(inputs)
-    if c.requests_per_day:
+    if c.requests_per_day and requests_per_day[0] <= c.requests_per_day <= requests_per_day[1]:
         y = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")
         ax.axvline(c.requests_per_day, color="grey", linestyle=":", linewidth=1)
         ax.annotate(f"crossover\n{c.requests_per_day:,.0f}/day", (c.requests_per_day, y),
-                    textcoords="offset points", xytext=(8, -30), fontsize=8)
+                    textcoords="offset points", xytext=(8, -30), fontsize=9)
     ax.set(xscale="log", yscale="log", xlabel="requests per day", ylabel="USD per month",
            title=f"Monthly cost ({inputs.hosting}, prices as of {PRICES_AS_OF})")
     ax.legend()
@@ -707,10 +711,10 @@ def plot_sensitivity(rows: Sequence[SensitivityRow], baseline: float | None = No
         ax.plot([hi], [i], "^", color="tab:red")     # high value
         for v, raw in ((lo, row.crossover_low), (hi, row.crossover_high)):
             if raw is None:
-                ax.annotate("never", (v, i), xytext=(3, -3), textcoords="offset points", fontsize=7)
+                ax.annotate("never", (v, i), xytext=(3, -4), textcoords="offset points", fontsize=9)
     if baseline:
         ax.axvline(baseline, color="black", linewidth=1)
-    ax.set_yticks(range(len(rows)), [r.field for r in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [r.field for r in rows], fontsize=9)
     ax.set(xscale="log", xlabel="crossover, requests per day (v low value, ^ high value)",
            title="What moves the fine-tuning crossover")
     return ax
@@ -935,6 +939,11 @@ class CostExplorer:
         return text
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .display import kernel_only, static_page
+
+        if static_page():  # the HTML book: frozen sliders would look live and do nothing
+            return kernel_only("Sliders that redraw these curves",
+                               "In the HTML book, the live cost explorer runs the same code in your browser.")
         return self.widget._repr_mimebundle_(**kwargs)
 
 

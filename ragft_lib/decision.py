@@ -82,24 +82,24 @@ class Scenario:
         "production", "choice", label="Stage", choices=("prototype", "production"),
         help="A prototype starts with RAG; production weighs every dimension.")
     knowledge_update_days: float | None = spec(
-        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True,
+        30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True, max=36_500,
         nullable=True, null_means="static: the knowledge never changes",
         what_if=(None, 1, VERY_FRESH_DAYS, FRESH_DAYS, 90, 365),
         help="Typical days between changes to the facts the system answers from; empty if static.")
     kb_documents: int = spec(
-        1_000, "int", label="Knowledge base size", unit="documents", min=0,
+        1_000, "int", label="Knowledge base size", unit="documents", min=0, max=10_000_000_000,
         what_if=(100, 1_000, LARGE_KB_DOCUMENTS, VERY_LARGE_KB_DOCUMENTS, 1_000_000),
         help="Number of documents the answers draw on.")
     labeled_examples: int = spec(
-        0, "int", label="Labeled examples", unit="examples", min=0,
+        0, "int", label="Labeled examples", unit="examples", min=0, max=1_000_000_000,
         what_if=(0, MIN_LABELED_EXAMPLES - 1, MIN_LABELED_EXAMPLES, CLEAN_LABELED_EXAMPLES, 10_000),
         help="Question/answer pairs of the quality you want, available for training.")
     requests_per_day: float = spec(
-        1_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True,
+        1_000.0, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True, max=1e12,
         what_if=(100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000),
         help="Expected volume; drives the cost comparison.")
     latency_p95_slo_ms: float | None = spec(
-        None, "float", label="p95 latency target", unit="ms", min=0, min_exclusive=True,
+        None, "float", label="p95 latency target", unit="ms", min=0, min_exclusive=True, max=3_600_000,
         nullable=True, null_means="no latency target", what_if=(None, 1_000, 2_000, 2_500, 5_000),
         help="95th-percentile end-to-end latency the system must meet; empty if none.")
     needs_citations: bool = spec(
@@ -790,9 +790,9 @@ def _supports(reason: Reason, approach: str) -> bool:
 def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **recommend_kwargs: Any) -> Any:
     """Run :func:`recommend` on named scenarios; one row each (a DataFrame indexed by name).
 
-    Columns: ``verdict``, ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that
-    argue for another approach and were outweighed), ``monthly USD`` (of the verdict), ``crossover requests/day``
-    (``None`` = never) and ``nearest change`` (the first of "what would change the verdict").
+    Columns: ``verdict``, ``nearest change`` (the first of "what would change the verdict"),
+    ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that argue for another approach
+    and were outweighed), ``monthly USD`` (of the verdict) and ``crossover requests/day`` (``None`` = never).
 
     >>> verdicts_frame({"proto": Scenario(stage="prototype")}).loc["proto", "verdict"]
     'rag'
@@ -805,14 +805,14 @@ def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **reco
         against = dict.fromkeys(r.dimension for r in rec.reasons
                                 if not _supports(r, rec.approach) and r.weight > 0)
         nearest = min(rec.what_would_change, key=lambda c: _distance(c.current, c.new), default=None)
-        rows[name] = {
+        rows[name] = {  # the deciding columns first: a narrow page shows them without scrolling
             "verdict": rec.approach,
+            "nearest change": str(nearest) if nearest else "-",
             "main reasons": ", ".join(main_reasons(rec)),
             "against": ", ".join(against) or "-",
             "monthly USD": round(rec.cost["monthly_usd"][rec.approach]),
             "crossover requests/day": (None if rec.cost["crossover_requests_per_day"] is None
                                        else round(rec.cost["crossover_requests_per_day"])),
-            "nearest change": str(nearest) if nearest else "-",
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -873,9 +873,9 @@ def plot_verdict_map(frame: Any, ax: Any = None, title: str | None = None) -> An
     codes = frame.apply(lambda col: col.map(APPROACHES.index)).to_numpy(dtype=float)
     ax.imshow(codes, cmap=ListedColormap([COLOURS[a] for a in APPROACHES]), vmin=-0.5, vmax=2.5, aspect="auto")
     for (i, j), v in _enumerate2(frame.to_numpy()):
-        ax.text(j, i, v, ha="center", va="center", color="white", fontsize=8)
-    ax.set_xticks(range(frame.shape[1]), [_fmt(v) for v in frame.columns], fontsize=8)
-    ax.set_yticks(range(frame.shape[0]), [_fmt(v) for v in frame.index], fontsize=8)
+        ax.text(j, i, v, ha="center", va="center", color="white", fontsize=10)
+    ax.set_xticks(range(frame.shape[1]), [_fmt(v) for v in frame.columns], fontsize=10)
+    ax.set_yticks(range(frame.shape[0]), [_fmt(v) for v in frame.index], fontsize=10)
     ax.set(xlabel=frame.columns.name, ylabel=frame.index.name, title=title or "Verdict of recommend()")
     return ax
 
@@ -958,6 +958,11 @@ class ScenarioForm:
         return rec
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .display import kernel_only, static_page
+
+        if static_page():  # the HTML book: a frozen form would look live and do nothing
+            return kernel_only("A form with one input per scenario field and a Recommend button",
+                               "In the HTML book, the live decision form runs the same code in your browser.")
         return self.widget._repr_mimebundle_(**kwargs)
 
 

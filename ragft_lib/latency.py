@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import numbers
 import statistics
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ._fields import require, spec, validate
 from .errors import ConfigError, DataError
-from .vocabulary import APPROACHES, COLOURS, RETRIEVAL_STAGES, STAGES
+from .vocabulary import APPROACHES, RETRIEVAL_STAGES, STAGES
 
 __all__ = [
     "APPROACHES", "STAGES", "RETRIEVAL_STAGES", "PERCENTILES", "PROFILE_FORMAT", "DEFAULT_PERCENTILES_MS",
@@ -344,8 +345,31 @@ def sla_check(
     return out
 
 
-def plot_distributions(report: LatencyReport, ax: Any = None, bins: int = 120) -> Any:
-    """Histograms of end-to-end latency per approach, with p95 marked.
+def _style(i: int, approach: str) -> dict[str, Any]:
+    from .display import APPROACH_STYLES
+
+    return {"color": f"C{i}", **APPROACH_STYLES.get(approach, {})}
+
+
+def _labels(report: LatencyReport) -> dict[str, str]:
+    """Legend labels; an approach whose samples equal an earlier one's says so."""
+    import numpy as np
+
+    out: dict[str, str] = {}
+    seen: list[str] = []
+    for a, v in report.samples_ms.items():
+        same = next((b for b in seen if np.array_equal(report.samples_ms[b], v)), None)
+        out[a] = f"{a} (same as {same})" if same else a
+        seen.append(a)
+    return out
+
+
+def plot_distributions(report: LatencyReport, ax: Any = None, points: int = 1001) -> Any:
+    """Cumulative distribution of end-to-end latency per approach: the share of requests answered
+    within x ms, with each approach's p95 marked.
+
+    A cumulative curve, not a histogram: with a measured profile of a few timings a density is a
+    handful of spikes, while the cumulative curve shows exactly what was measured (its steps).
 
     >>> ax = plot_distributions(simulate(n=20_000))          # doctest: +SKIP
     """
@@ -354,13 +378,17 @@ def plot_distributions(report: LatencyReport, ax: Any = None, bins: int = 120) -
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    hi = max(float(np.percentile(v, 99.9)) for v in report.samples_ms.values())
-    for a, v in report.samples_ms.items():
-        color = COLOURS[a]
-        ax.hist(v, bins=bins, range=(0, hi), histtype="step", density=True, label=a, color=color)
-        ax.axvline(report.percentiles_ms[a]["p95"], color=color, linestyle=":", linewidth=1)
-    ax.set(xlabel="end-to-end latency (ms)", ylabel="density", title="Latency per approach (dotted: p95)")
-    ax.legend()
+    probs = np.linspace(0.0, 1.0, points)
+    labels = _labels(report)
+    for i, (a, v) in enumerate(report.samples_ms.items()):
+        style = _style(i, a)
+        ax.plot(np.quantile(v, probs), probs, label=labels[a], drawstyle="steps-post", **style)
+        p95 = report.percentiles_ms[a]["p95"]
+        ax.plot([p95], [0.95], marker="o", markersize=6, color=style["color"], linestyle="none")
+    ax.axhline(0.95, color="grey", linewidth=0.6, linestyle=":")
+    ax.set(xlabel="end-to-end latency (ms)", ylabel="share of requests within x", ylim=(0, 1.02),
+           title="Latency per approach (dots: p95)")
+    ax.legend(loc="lower right")
     return ax
 
 
@@ -374,15 +402,16 @@ def plot_tail(report: LatencyReport, ax: Any = None, slo_ms: float | None = None
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    for a, v in report.samples_ms.items():
+    labels = _labels(report)
+    for i, (a, v) in enumerate(report.samples_ms.items()):
         xs = np.sort(v)
         frac = 1.0 - np.arange(1, len(xs) + 1) / len(xs)
-        ax.plot(xs[:-1], frac[:-1], label=a, color=COLOURS[a])
+        ax.plot(xs[:-1], frac[:-1], label=labels[a], **_style(i, a))
     for q in (0.05, 0.01):
         ax.axhline(q, color="grey", linewidth=0.5, linestyle="--")
     if slo_ms is not None:
         ax.axvline(slo_ms, color="black", linewidth=1)
-        ax.annotate("SLO", (slo_ms, 0.5), xytext=(3, 0), textcoords="offset points", fontsize=8)
+        ax.annotate("SLO", (slo_ms, 0.5), xytext=(3, 0), textcoords="offset points", fontsize=10)
     ax.set(yscale="log", xlabel="latency (ms)", ylabel="fraction of requests slower",
            title="Latency tail (dashed: p95, p99)")
     ax.legend()

@@ -14,9 +14,13 @@ Standard library only (Pyodide has no numpy).
 >>> out["ok"], out["approach"]
 (True, 'rag')
 >>> json.loads(decide_json(json.dumps({"kb_documents": "-5"})))["error"]
-{'field': 'kb_documents', 'message': 'kb_documents: must be >= 0 documents, got -5'}
+{'field': 'kb_documents', 'message': 'Knowledge base size: must be at least 0 documents; you entered -5.'}
 >>> json.loads(cost_json(json.dumps({"requests_per_day": "abc"})))["error"]["message"]
-"requests_per_day: must be a number, got str 'abc'"
+'Requests per day: “abc” is not a number.'
+
+Error messages are in the form's own words (:func:`form_message`): its labels, not the field
+names, and no Python words; the library's :class:`~ragft_lib.errors.ConfigError` keeps the field
+names a YAML file or the command line uses.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .decision import Scenario, recommend
 from .errors import RagftError
 from .vocabulary import APPROACHES, COLOURS
 
-__all__ = ["CHART_RANGE", "parse_form", "decide", "cost_curves", "cost_chart_svg", "cost_table_html", "cost",
+__all__ = ["CHART_RANGE", "form_message", "parse_form", "decide", "cost_curves", "cost_chart_svg", "cost_table_html", "cost",
            "decide_json", "cost_json"]
 
 #: Requests per day covered by the cost chart unless the current volume lies outside.
@@ -79,8 +83,95 @@ def _number(text: str) -> Any:
     return text
 
 
-def _error(err: RagftError) -> dict[str, Any]:
-    return {"ok": False, "error": {"field": getattr(err, "field", None), "message": str(err)}}
+def _error(err: RagftError, cls: type | None = None, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    field = getattr(err, "field", None)
+    message = form_message(cls, raw or {}, err) if cls is not None else str(err)
+    return {"ok": False, "error": {"field": field, "message": message}}
+
+
+def _amount(value: float) -> str:
+    """A bound as a reader writes it: ``1,000,000``, ``0.5``, ``1e+10``."""
+    if value != 0 and (abs(value) >= 1e9 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.6g}"
+
+
+def _unit_words(meta: Mapping[str, Any]) -> str:
+    unit = meta.get("unit") or ""
+    return "" if unit in ("", "x") else f" {unit}"
+
+
+def form_message(cls: type, raw: Mapping[str, Any], err: RagftError) -> str:
+    """The message a form shows for ``err``, in the form's words: the field's label, the value as
+    typed, bounds in words ("at least", "at most"), no Python type names or ``null``.
+
+    ``raw`` holds the form's values as typed (see :func:`parse_form`).
+
+    >>> def msg(**raw):
+    ...     try:
+    ...         CostInputs.from_dict(parse_form(CostInputs, raw))
+    ...     except RagftError as err:
+    ...         return form_message(CostInputs, raw, err)
+    >>> msg(requests_per_day="1e30")
+    'Requests per day: must be at most 1e+12 requests/day; you entered 1e30.'
+    >>> msg(requests_per_day="")
+    'Requests per day: required; enter a number of requests/day.'
+    >>> msg(requests_per_day="0")
+    'Requests per day: must be more than 0 requests/day; you entered 0.'
+    >>> msg(instruction_tokens_saved_by_finetuning="5000")
+    'Prompt tokens saved by fine-tuning: must be at most the prompt tokens (800); you entered 5000.'
+    """
+    specs = {s["name"]: s for s in field_specs(cls)}
+    name = getattr(err, "field", None)
+    meta = specs.get(name) if name else None
+    if meta is None:
+        return str(err)
+    label = meta["label"]
+    typed = raw.get(name)
+    shown = typed.strip() if isinstance(typed, str) else ("" if typed is None else _value_text(typed))
+    value = parse_form(cls, {name: typed}).get(name) if name in raw else None
+    kind, unit = meta["kind"], _unit_words(meta)
+    what = {"int": "a whole number", "float": "a number", "bool": "yes or no",
+            "choice": "one of " + ", ".join(meta.get("choices") or ())}[kind]
+    if value is None and name in raw:
+        of = f" of{unit}" if unit and kind in ("int", "float") else ""
+        return f"{label}: required; enter {what}{of}."
+    if kind in ("int", "float"):
+        if isinstance(value, str) or isinstance(value, bool):
+            return f"{label}: “{shown}” is not a number."
+        if isinstance(value, (int, float)):
+            if value != value or value in (math.inf, -math.inf):
+                return f"{label}: enter a finite number; you entered {shown}."
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and (value <= lo if meta.get("min_exclusive") else value < lo):
+                bound = "more than" if meta.get("min_exclusive") else "at least"
+                return f"{label}: must be {bound} {_amount(lo)}{unit}; you entered {shown}."
+            if hi is not None and value > hi:
+                return f"{label}: must be at most {_amount(hi)}{unit}; you entered {shown}."
+            if kind == "int" and isinstance(value, float) and not value.is_integer():
+                return f"{label}: enter a whole number; you entered {shown}."
+    elif kind == "choice" and value not in (meta.get("choices") or ()):
+        return f"{label}: choose {what}."
+    elif kind == "bool" and not isinstance(value, bool):
+        return f"{label}: choose yes or no."
+    # a rule between fields (e.g. tokens saved <= prompt tokens): name the other fields by label
+    text = str(err).split(": ", 1)[1] if str(err).startswith(f"{name}: ") else str(err)
+    for other in sorted(specs, key=len, reverse=True):
+        text = text.replace(other, "the " + specs[other]["label"].lower())
+    text = (text.replace("must be <= ", "must be at most ").replace("must be >= ", "must be at least ")
+            .replace("must be < ", "must be less than ").replace("must be > ", "must be more than "))
+    text = text.replace(", got ", "; you entered ", 1) if shown else text.split(", got ")[0]
+    if shown and "; you entered " in text:
+        text = text.rsplit("; you entered ", 1)[0] + f"; you entered {shown}"
+    return f"{label}: {text}."
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 def decide(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +184,7 @@ def decide(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         rec = recommend(Scenario.from_dict(parse_form(Scenario, raw)))
     except RagftError as err:
-        return _error(err)
+        return _error(err, Scenario, raw)
     return {"ok": True, "approach": rec.approach, "html": rec.to_html()}
 
 
@@ -116,7 +207,7 @@ def cost_curves(inputs: CostInputs, points: int = 61,
     series = {a: [monthly_cost(inputs.replace(requests_per_day=x), a) for x in xs] for a in APPROACHES}
     c = crossover(inputs)
     cross_cost = None
-    if c.requests_per_day:
+    if c.requests_per_day and lo <= c.requests_per_day <= hi:  # the chart marks it only inside its range
         cross_cost = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")
     return {
         "requests_per_day": xs,
@@ -246,7 +337,7 @@ def cost(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         inputs = CostInputs.from_dict(parse_form(CostInputs, raw))
     except RagftError as err:
-        return _error(err)
+        return _error(err, CostInputs, raw)
     curves = cost_curves(inputs)
     return {"ok": True, "svg": cost_chart_svg(curves), "html": cost_table_html(curves),
             "crossover_requests_per_day": curves["crossover_requests_per_day"],

@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import sqlite3
-import time
 import warnings
 from dataclasses import dataclass
 from html.parser import HTMLParser

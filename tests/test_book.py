@@ -91,6 +91,15 @@ def test_config_makes_the_build_strict():
 # ------------------------------------------------------------------------------------------
 # The built site in a real browser
 # ------------------------------------------------------------------------------------------
+# tests/browser/check_pages.mjs opens every page at 1280 px and measures what a reader sees; the
+# report is written to _build/page_report.json. With SCREENSHOTS=DIR it also writes full-page
+# screenshots at 1280 px and 400 px. Skipped when a prerequisite is missing, failed when CI is set.
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: At most this share of a page's output blocks may be wider than the text column.
+MAX_WIDE_SHARE = 0.10
+#: No figure may be shown at less than this share of its pixels (retina PNGs count half).
+MIN_FIGURE_RATIO = 0.60
 
 
 def _prerequisites() -> str | None:
@@ -107,7 +116,7 @@ def _prerequisites() -> str | None:
 def served_site():
     missing = _prerequisites()
     if missing:
-        if os.environ.get("CI"):
+        if IN_CI:
             pytest.fail(f"browser test cannot run in CI: {missing}")
         pytest.skip(missing)
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -122,21 +131,122 @@ def served_site():
     server.shutdown()
 
 
-@pytest.mark.browser
-def test_every_toc_page_renders_offline_with_its_figures(served_site):
+def _is_notebook_chapter(page: str) -> bool:
+    return page.startswith("chapters/") and source_of(page[: -len(".html")]).suffix == ".ipynb"
+
+
+@pytest.fixture(scope="module")
+def pages(served_site) -> dict:
     pages = [f"{f}.html" for f in toc_files()]
     out = subprocess.run(
         ["node", str(ROOT / "tests" / "browser" / "check_pages.mjs"), served_site, *pages],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(results) == set(pages)
+    (ROOT / "_build" / "page_report.json").write_text(json.dumps(results, indent=1))
     for page, r in results.items():
+        wide = [b for b in r["blocks"] if b["over"] > 2]
+        ratios = ", ".join(f"{f['ratio']:.2f}" for f in r["figures"]) or "-"
+        print(f"{page}: {len(wide)}/{len(r['blocks'])} output blocks wider than the column; "
+              f"figures shown at {ratios} of their pixels")
+    return results
+
+
+@pytest.mark.browser
+def test_every_toc_page_renders_offline_with_its_figures(pages):
+    for page, r in pages.items():
         assert r["status"] == 200, (page, r)
         assert r["console_errors"] == [], (page, r["console_errors"])
         assert r["external_requests"] == [], (page, r["external_requests"])
         assert r["failed_requests"] == [], (page, r["failed_requests"])
         assert r["broken_images"] == [], (page, r["broken_images"])
-        if page.startswith("chapters/") and source_of(page[: -len(".html")]).suffix == ".ipynb":
+        if _is_notebook_chapter(page):
             assert r["images"] >= 1, f"{page}: a chapter page without a single figure"
+
+
+@pytest.mark.browser
+def test_every_chapter_opens_in_colab_and_downloads(pages):
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = cfg["repository"]["url"].rstrip("/").removeprefix("https://github.com/")
+    book = (cfg["repository"].get("path_to_book") or "").strip("/")
+    colab = cfg["launch_buttons"]["colab_url"].rstrip("/")
+    for page, r in pages.items():
+        if not _is_notebook_chapter(page):
+            continue
+        notebook = "/".join(p for p in (book, page[: -len(".html")] + ".ipynb") if p)
+        want = f"{colab}/github/{repo}/blob/{cfg['repository']['branch']}/{notebook}"
+        assert want in r["colab"], (page, want, r["colab"])
+        assert any(h.endswith("/_sources/" + page[: -len(".html")] + ".ipynb") for h in r["downloads"]), (page, r["downloads"])
+
+
+@pytest.mark.browser
+def test_outputs_fit_the_text_column(pages):
+    for page, r in pages.items():
+        wide = [b for b in r["blocks"] if b["over"] > 2]
+        assert len(wide) <= MAX_WIDE_SHARE * len(r["blocks"]), (
+            f"{page}: {len(wide)} of {len(r['blocks'])} output blocks are wider than the column", wide)
+
+
+@pytest.mark.browser
+def test_figures_are_shown_at_most_slightly_shrunk(pages):
+    for page, r in pages.items():
+        small = [f for f in r["figures"] if f["ratio"] < MIN_FIGURE_RATIO]
+        assert not small, f"{page}: figures shown at under {MIN_FIGURE_RATIO:.0%} of their pixels: {small}"
+
+
+@pytest.mark.browser
+def test_no_build_noise_reaches_the_page(pages):
+    for page, r in pages.items():
+        assert r["markdown_tables"] == [], (page, "raw markdown table in an output", r["markdown_tables"])
+        assert r["machine_paths"] == [], (page, "path of the build machine", r["machine_paths"])
+        assert r["progress_text"] == [], (page, "progress-bar text", r["progress_text"])
+        assert r["widget_views"] == 0, (page, "ipywidgets controls on a page with no kernel")
+
+
+# ------------------------------------------------------------------------------------------
+# The kernels that execute the chapters during the build (_ext/ragft_book.py)
+# ------------------------------------------------------------------------------------------
+
+
+def test_the_build_kernel_draws_high_dpi_figures_and_keeps_noise_off_the_page(tmp_path, monkeypatch):
+    """A notebook executed with the build's kernel environment: retina PNGs at the column's width,
+    no progress-bar widgets, no machine paths, no dead widgets."""
+    nbclient = pytest.importorskip("nbclient")
+    import base64
+    import struct
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import ragft_book
+
+    env = ragft_book.kernel_environment(tmp_path / "kernel")
+    for k, v in {**env, "PYTHONPATH": str(ROOT)}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the test session's Agg would hide inline figures
+    cells = [
+        "import tempfile, pathlib\nwork = tempfile.mkdtemp()\nprint('written to', work)",
+        "pathlib.Path.home() / 'data'",
+        "from IPython.display import Markdown, display\ndisplay(Markdown(f'# Report: {work}/docs'))",
+        "from tqdm.auto import tqdm\nfor _ in tqdm(range(3)): pass\nfor _ in tqdm(range(3), disable=False): pass",
+        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.show()",
+        "from ragft_lib.cost import explorer\nexplorer()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = [o for c in nb.cells for o in c.outputs]
+    shown = json.dumps([o for o in outputs if o.get("name") != "stderr"])  # the build removes stderr
+    assert tempfile.gettempdir() + "/" not in shown and str(Path.home()) + "/" not in shown, shown
+    assert "<temporary folder>/" in shown and "~/data" in shown
+    assert "widget-view" not in shown and "it/s]" not in shown, "a progress bar reached the page"
+    png = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(png) == 1
+    width, _ = struct.unpack(">II", base64.b64decode(png[0]["data"]["image/png"])[16:24])
+    shown_width = png[0]["metadata"]["image/png"]["width"]
+    assert abs(width / shown_width - 2) < 0.05, "retina: twice the pixels of its displayed width"
+    assert shown_width <= 720, "the default figure fits the ~690 px text column"
+    stand_in = outputs[-1]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in stand_in and "Jupyter or Colab" in stand_in["text/html"]

@@ -128,9 +128,18 @@ def test_sla_check() -> None:
 def test_plots() -> None:
     import matplotlib.pyplot as plt
 
-    report = simulate(n=5_000)
+    report = simulate(LatencyProfile(finetuned_generate_factor=0.8), n=5_000)
     ax = plot_distributions(report)
-    assert len(ax.patches) == 3  # one step histogram per approach
+    curves = [line for line in ax.get_lines() if line.get_label() in APPROACHES]
+    assert [c.get_label() for c in curves] == list(APPROACHES)  # one cumulative curve per approach
+    for c in curves:
+        y = c.get_ydata()
+        assert y[0] == 0 and y[-1] == 1 and (np.diff(y) >= 0).all()
+    styles = {(c.get_linestyle(), c.get_linewidth()) for c in curves}
+    assert len(styles) == 3, "coinciding curves must stay distinguishable"
+    same = simulate(LatencyProfile(finetuned_generate_factor=1.0), n=2_000)
+    labels = [line.get_label() for line in plot_distributions(same).get_lines()]
+    assert "hybrid (same as rag)" in labels
     ax = plot_tail(report, slo_ms=2000)
     assert [line.get_label() for line in ax.get_lines()[:3]] == list(APPROACHES)
     plt.close("all")

@@ -81,14 +81,50 @@ def test_cost_chart_follows_the_inputs() -> None:
 
 
 @pytest.mark.parametrize(("field", "text", "message"), [
-    ("requests_per_day", "-1", "requests_per_day: must be > 0 requests/day, got -1"),
-    ("requests_per_day", "", "requests_per_day: must not be null (expected a number)"),
-    ("gpu_hour_usd", "cheap", "gpu_hour_usd: must be a number, got str 'cheap'"),
-    ("instruction_tokens_saved_by_finetuning", "900", "must be <= prompt_tokens_per_request"),
+    ("requests_per_day", "-1", "Requests per day: must be more than 0 requests/day; you entered -1."),
+    ("requests_per_day", "", "Requests per day: required; enter a number of requests/day."),
+    ("requests_per_day", "1e30", "Requests per day: must be at most 1e+12 requests/day; you entered 1e30."),
+    ("gpu_hour_usd", "cheap", "GPU price: “cheap” is not a number."),
+    ("gpu_hour_usd", "nan", "GPU price: enter a finite number; you entered nan."),
+    ("instruction_tokens_saved_by_finetuning", "900",
+     "Prompt tokens saved by fine-tuning: must be at most the prompt tokens (800); you entered 900."),
 ])
-def test_bad_cost_inputs_name_the_field(field: str, text: str, message: str) -> None:
+def test_bad_cost_inputs_get_a_message_in_the_forms_words(field: str, text: str, message: str) -> None:
     out = cost({field: text})
-    assert not out["ok"] and out["error"]["field"] == field and message in out["error"]["message"]
+    assert not out["ok"] and out["error"]["field"] == field
+    assert out["error"]["message"] == message
+
+
+@pytest.mark.parametrize(("field", "text", "message"), [
+    ("kb_documents", "-5", "Knowledge base size: must be at least 0 documents; you entered -5."),
+    ("kb_documents", "2.5", "Knowledge base size: enter a whole number; you entered 2.5."),
+    ("labeled_examples", "lots", "Labeled examples: “lots” is not a number."),
+    ("requests_per_day", "1e30", "Requests per day: must be at most 1e+12 requests/day; you entered 1e30."),
+    ("latency_p95_slo_ms", "0", "p95 latency target: must be more than 0 ms; you entered 0."),
+])
+def test_bad_decision_inputs_get_a_message_in_the_forms_words(field: str, text: str, message: str) -> None:
+    out = decide({field: text})
+    assert not out["ok"] and out["error"]["field"] == field
+    assert out["error"]["message"] == message
+
+
+@pytest.mark.parametrize("cls", [Scenario, CostInputs], ids=lambda c: c.__name__)
+def test_every_number_field_refuses_absurd_values_in_words(cls: type) -> None:
+    run = decide if cls is Scenario else cost
+    for spec in cls.field_specs():
+        if spec["kind"] not in ("int", "float"):
+            continue
+        assert spec["max"] is not None, f"{spec['name']} has no upper bound"
+        for text in ("1e30", "", "abc", "-1e30"):
+            out = run({spec["name"]: text})
+            if text == "" and spec["nullable"]:
+                assert out["ok"], (spec["name"], out)
+                continue
+            assert not out["ok"] and out["error"]["field"] == spec["name"], (spec["name"], text, out)
+            msg = out["error"]["message"]
+            assert msg.startswith(spec["label"] + ": "), msg
+            assert spec["name"] not in msg and not re.search(r"\b(str|int|float|null|None|NoneType)\b", msg), msg
+            assert not re.search(r"[<>]=?", msg), msg
 
 
 def test_the_browser_wheel_holds_only_standard_library_modules(tmp_path: Path) -> None:

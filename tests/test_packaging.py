@@ -31,9 +31,11 @@ EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 RUNTIME_ONLY = {"gguf": "ml", "accelerate": "ml"}
 #: Imported by the chapters but provided by the notebook runtime (Jupyter, Colab), not by an extra.
 NOTEBOOK_RUNTIME = {"IPython"}
-#: Imported only inside ``try: ... except ImportError`` by ragft_lib.evidence.glue, which glues numbers
-#: into the book's prose when the book build (MyST-NB) runs the chapter and does nothing elsewhere.
-BOOK_ONLY = {"ipython": {"ragft_lib/evidence.py"}, "myst-nb": {"ragft_lib/evidence.py"}}
+#: Imported only inside ``try: ... except ImportError`` where a notebook runs the code: evidence.glue
+#: glues numbers into the book's prose when the book build (MyST-NB) runs a chapter, display sets up
+#: the notebook's figures; both do nothing elsewhere.
+BOOK_ONLY = {"ipython": {"ragft_lib/evidence.py", "ragft_lib/display.py"}, "myst-nb": {"ragft_lib/evidence.py"},
+             "matplotlib-inline": {"ragft_lib/display.py"}}
 #: The modules of the [db] extra.
 DB_MODULES = {"ragft_lib/stores/pgvector.py", "ragft_lib/stores/qdrant.py"}
 

@@ -213,3 +213,15 @@ def test_verdict_map_is_recommend_on_each_cell_and_plots() -> None:
     assert m.loc[None, 1e3] == m.iloc[0, 0]           # None stays None (not NaN) in the index
     ax = plot_verdict_map(m)
     assert len(ax.texts) == 9 and [t.get_text() for t in ax.get_yticklabels()][0] == "none"
+
+
+def test_widgets_show_a_static_stand_in_while_the_book_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the static HTML page no kernel runs callbacks: no dead controls, a note instead."""
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setenv("RAGFT_BOOK_BUILD", "1")
+    for widget in (explorer(), form(explain_changes=False)):
+        bundle = widget._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" not in bundle
+        assert "Jupyter or Colab" in bundle["text/html"] and "live" in bundle["text/html"]
+    monkeypatch.setenv("RAGFT_BOOK_BUILD", "0")
+    assert "application/vnd.jupyter.widget-view+json" in explorer()._repr_mimebundle_()

@@ -309,7 +309,6 @@ class FaissStore(ReplaceStore):
 
     def search(self, queries: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
         import faiss
-        import numpy as np
 
         self._check_open()
         k = check_k(k)

@@ -287,7 +287,6 @@ class PgVectorStore(ReplaceStore):
         return [by_id[i] for i in ids]
 
     def search(self, queries: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
-        import numpy as np
 
         self._check_open()
         k = check_k(k)

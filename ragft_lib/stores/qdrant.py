@@ -276,7 +276,6 @@ class QdrantStore(ReplaceStore):
         return [ChunkRecord.from_dict(found[i].payload) for i in ids]
 
     def search(self, queries: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
-        import numpy as np
 
         self._check_open()
         k = check_k(k)
