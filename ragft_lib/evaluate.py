@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import ConfigError, DataError
+from .vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -523,7 +524,7 @@ def answer_agreement(answers: Sequence[str]) -> float:
 EXPERIMENTS_VERSION = 3
 
 #: Approaches of the new-knowledge experiment, in the order of the book's tables.
-APPROACHES_NEW_KNOWLEDGE = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
+APPROACHES_NEW_KNOWLEDGE = NEW_KNOWLEDGE_SYSTEMS
 
 JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {"answer": "<short answer>"}.')
 
