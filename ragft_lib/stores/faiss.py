@@ -1,6 +1,6 @@
 """The embedded default store: :class:`FaissStore`, a faiss index in memory, saved atomically to a folder.
 
-Its parameters are a :class:`FaissParams` (declared with :func:`ragft_lib._fields.spec`, validated
+Its parameters are a :class:`FaissParams` (declared with ``ragft_lib._fields.spec``, validated
 when the store is made); :meth:`FaissStore.set_search_params` changes the search-time ones
 (``ef_search``, ``nprobe``) through the same checks.
 """
