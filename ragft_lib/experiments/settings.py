@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._fields import spec, validate
+from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
 
@@ -13,8 +14,8 @@ __all__ = ["EXPERIMENTS_VERSION", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "Ex
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
 EXPERIMENTS_VERSION = 4
 
-#: Approaches of the new-knowledge experiment, in the order of the book's tables.
-APPROACHES_NEW_KNOWLEDGE = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
+#: Approaches of the new-knowledge experiment, in the order of the book's tables (the vocabulary's).
+APPROACHES_NEW_KNOWLEDGE = NEW_KNOWLEDGE_SYSTEMS
 
 JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {"answer": "<short answer>"}.')
 

@@ -6,7 +6,7 @@ only change how the run is shown or scheduled: :class:`LoRAConfig` is saved besi
 :class:`RuntimeOptions` (progress bar, CPU threads, logging interval) is neither, so turning the
 progress bar off finds the same cached adapter.
 
-Both are declared with :func:`ragft_lib._fields.spec` and validated when built: a bad value raises
+Both are declared with ``ragft_lib._fields.spec`` and validated when built: a bad value raises
 :class:`~ragft_lib.errors.ConfigError` naming the field.
 
 >>> LoRAConfig(learning_rate=5.0)

@@ -25,11 +25,11 @@ from .bench import (
 )
 from .faiss import AUTO_FLAT_MAX, AUTO_HNSW_MAX, FORMAT_VERSION, INDEX_KINDS, FaissParams, FaissStore
 from .pgvector import PG_META_TABLE, PgVectorParams, PgVectorStore
-from .protocol import ChunkRecord, ReplaceStore, VectorStore, check_batch, check_k, check_queries, unique_ids
+from .protocol import ChunkRecord, HnswSearchParams, ReplaceStore, VectorStore, check_batch, check_k, check_queries, unique_ids
 from .qdrant import QDRANT_NAMESPACE, QdrantParams, QdrantStore, qdrant_point_id
 
 __all__ = [
-    "ChunkRecord", "VectorStore", "ReplaceStore", "check_batch", "check_k", "check_queries", "unique_ids",
+    "ChunkRecord", "VectorStore", "ReplaceStore", "HnswSearchParams", "check_batch", "check_k", "check_queries", "unique_ids",
     "FaissStore", "FaissParams", "INDEX_KINDS", "AUTO_FLAT_MAX", "AUTO_HNSW_MAX", "FORMAT_VERSION",
     "PgVectorStore", "PgVectorParams", "PG_META_TABLE", "redact_url",
     "QdrantStore", "QdrantParams", "QDRANT_NAMESPACE", "qdrant_point_id",

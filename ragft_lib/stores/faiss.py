@@ -1,6 +1,6 @@
 """The embedded default store: :class:`FaissStore`, a faiss index in memory, saved atomically to a folder.
 
-Its parameters are a :class:`FaissParams` (declared with :func:`ragft_lib._fields.spec`, validated
+Its parameters are a :class:`FaissParams` (declared with ``ragft_lib._fields.spec``, validated
 when the store is made); :meth:`FaissStore.set_search_params` changes the search-time ones
 (``ef_search``, ``nprobe``) through the same checks.
 """
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .._fields import spec, validate
 from ..errors import ConfigError, IndexFormatError, StoreError
+from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
 from .protocol import ChunkRecord, ReplaceStore, check_batch, check_k, check_queries, unique_ids
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,11 +56,9 @@ class FaissParams:
 
     index: str = spec("auto", "choice", label="Index kind", choices=INDEX_KINDS,
                       help="flat (exact), hnsw (graph), ivf / ivfpq (inverted lists), or auto by size.")
-    hnsw_m: int = spec(32, "int", label="HNSW links", unit="links", min=1, help="Links per node of an HNSW graph.")
-    ef_construction: int = spec(80, "int", label="HNSW ef_construction", min=1,
-                                help="Candidates considered when inserting into an HNSW graph.")
-    ef_search: int = spec(64, "int", label="HNSW ef_search", min=1,
-                          help="Candidates explored per HNSW search (raised to k when k is larger).")
+    hnsw_m: int = hnsw_m_spec(32)
+    ef_construction: int = ef_construction_spec(80)
+    ef_search: int = ef_search_spec(64)
     nlist: int | None = spec(None, "int", label="IVF lists", unit="lists", min=1, nullable=True,
                              null_means="about 4 sqrt(n) for the first batch of n vectors",
                              help="Inverted lists of an IVF index.")
@@ -189,11 +188,6 @@ class FaissStore(ReplaceStore):
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
         return f"FaissStore(index={self.kind or 'auto'!r}, count={len(self._records)}, dimension={self._dim}{where})"
-
-    @property
-    def dimension(self) -> int | None:
-        """Dimension of the stored vectors (``None`` before the first add)."""
-        return self._dim
 
     @property
     def params(self) -> Mapping[str, Any]:

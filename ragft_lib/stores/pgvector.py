@@ -6,16 +6,15 @@ error if missing. The store's parameters are a :class:`PgVectorParams`, validate
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .._fields import spec, validate
 from ..errors import ConfigError, StoreError
+from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
 from ._server import first_line, format_ids, redact_url, scrub, secrets_in
-from .protocol import ChunkRecord, ReplaceStore, check_batch, check_k, check_queries, unique_ids
+from .protocol import ChunkRecord, HnswSearchParams, ReplaceStore, check_batch, check_k, check_queries, unique_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -40,11 +39,9 @@ class PgVectorParams:
                       help="Table holding the chunks: a lower-case SQL identifier of at most 51 characters.")
     index: str = spec("hnsw", "choice", label="Index", choices=("hnsw", "exact"),
                       help="hnsw: a pgvector HNSW index; exact: no vector index, every search scans the table.")
-    hnsw_m: int = spec(16, "int", label="HNSW links", unit="links", min=1, help="Links per node of the HNSW graph.")
-    ef_construction: int = spec(64, "int", label="HNSW ef_construction", min=1,
-                                help="Candidates considered when inserting into the HNSW graph.")
-    ef_search: int = spec(40, "int", label="HNSW ef_search", min=1,
-                          help="Candidates explored per search (raised to k when k is larger).")
+    hnsw_m: int = hnsw_m_spec(16)
+    ef_construction: int = ef_construction_spec(64)
+    ef_search: int = ef_search_spec(40)
     batch_size: int = spec(5000, "int", label="COPY batch", unit="rows", min=1, help="Rows per binary COPY batch.")
     connect_timeout: int = spec(5, "int", label="Connect timeout", unit="s", min=1,
                                 help="Seconds to wait for the server before failing.")
@@ -55,7 +52,7 @@ class PgVectorParams:
         validate(self)
 
 
-class PgVectorStore(ReplaceStore):
+class PgVectorStore(HnswSearchParams, ReplaceStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a PostgreSQL table with the pgvector extension.
 
     ``url`` is a libpq connection string (``postgresql://user:password@host:5432/db`` or
@@ -182,21 +179,6 @@ class PgVectorStore(ReplaceStore):
     def __repr__(self) -> str:
         return f"PgVectorStore(url={self.url!r}, table={self.table!r}, index={self.index!r})"
 
-    @property
-    def dimension(self) -> int | None:
-        """Dimension of the table's vectors (``None`` before the table exists)."""
-        return self._dim
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """A read-only view of the HNSW parameters; change ``ef_search`` with :meth:`set_search_params`."""
-        c = self.config
-        return MappingProxyType({"hnsw_m": c.hnsw_m, "ef_construction": c.ef_construction, "ef_search": c.ef_search})
-
-    def set_search_params(self, *, ef_search: int | None = None) -> None:
-        """Change HNSW's ``ef_search`` for later searches (``None``: unchanged), validated like the constructor's."""
-        if ef_search is not None:
-            self.config = dataclasses.replace(self.config, ef_search=ef_search)
 
     def server_versions(self) -> dict[str, str | None]:
         """``{"postgresql": ..., "pgvector": ...}``: the server's version and its pgvector extension's."""

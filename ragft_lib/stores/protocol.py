@@ -44,9 +44,11 @@ persists on every call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from .._fields import require
 from ..errors import ConfigError
@@ -54,7 +56,8 @@ from ..errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["ChunkRecord", "VectorStore", "ReplaceStore", "check_batch", "check_k", "check_queries", "unique_ids"]
+__all__ = ["ChunkRecord", "VectorStore", "ReplaceStore", "HnswSearchParams", "check_batch", "check_k", "check_queries",
+           "unique_ids"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,11 @@ class ReplaceStore:
 
     _dim: int | None
 
+    @property
+    def dimension(self) -> int | None:
+        """Dimension of the stored vectors (``None`` while the store holds none and has no table/collection)."""
+        return self._dim
+
     def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
         raise NotImplementedError
 
@@ -215,3 +223,18 @@ class ReplaceStore:
         self.replace(ids, (), np.zeros((0, self._dim or 0), dtype=np.float32))
 
 
+class HnswSearchParams:
+    """``params`` and ``set_search_params`` of a database store whose ``config`` holds the three HNSW fields."""
+
+    config: Any
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """A read-only view of the HNSW parameters; change ``ef_search`` with :meth:`set_search_params`."""
+        c = self.config
+        return MappingProxyType({"hnsw_m": c.hnsw_m, "ef_construction": c.ef_construction, "ef_search": c.ef_search})
+
+    def set_search_params(self, *, ef_search: int | None = None) -> None:
+        """Change HNSW's ``ef_search`` for later searches (``None``: unchanged), validated like the constructor's."""
+        if ef_search is not None:
+            self.config = dataclasses.replace(self.config, ef_search=ef_search)

@@ -6,17 +6,16 @@ parameters are a :class:`QdrantParams`, validated before connecting.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .._fields import spec, validate
 from ..errors import ConfigError, StoreError
+from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
 from ._server import first_line, format_ids, redact_url, scrub, secrets_in
-from .protocol import ChunkRecord, ReplaceStore, check_batch, check_k, check_queries, unique_ids
+from .protocol import ChunkRecord, HnswSearchParams, ReplaceStore, check_batch, check_k, check_queries, unique_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -39,11 +38,9 @@ class QdrantParams:
 
     collection: str = spec("ragft_chunks", "str", label="Collection", pattern=r"[A-Za-z0-9_-]{1,128}",
                            help="Collection holding the chunks: 1-128 characters of [A-Za-z0-9_-].")
-    hnsw_m: int = spec(16, "int", label="HNSW links", unit="links", min=1, help="Links per node of the HNSW graph.")
-    ef_construction: int = spec(100, "int", label="HNSW ef_construction", min=1,
-                                help="Candidates considered when inserting into the HNSW graph.")
-    ef_search: int = spec(64, "int", label="HNSW ef_search", min=1,
-                          help="Candidates explored per search (raised to k when k is larger).")
+    hnsw_m: int = hnsw_m_spec(16)
+    ef_construction: int = ef_construction_spec(100)
+    ef_search: int = ef_search_spec(64)
     exact: bool = spec(False, "bool", label="Exact search", help="Search exactly instead of through the HNSW graph.")
     batch_size: int = spec(256, "int", label="Upsert batch", unit="points", min=1, help="Points per upsert request.")
     timeout: int = spec(5, "int", label="Timeout", unit="s", min=1, help="Seconds to wait for the server.")
@@ -65,7 +62,7 @@ def qdrant_point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(QDRANT_NAMESPACE, chunk_id))
 
 
-class QdrantStore(ReplaceStore):
+class QdrantStore(HnswSearchParams, ReplaceStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a Qdrant collection, through ``qdrant-client``.
 
     ``location`` is a server or cluster URL (``https://...:6333``, with ``api_key``), a local folder
@@ -192,21 +189,6 @@ class QdrantStore(ReplaceStore):
             if offset is None:
                 return
 
-    @property
-    def dimension(self) -> int | None:
-        """Dimension of the collection's vectors (``None`` before it exists)."""
-        return self._dim
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """A read-only view of the HNSW parameters; change ``ef_search`` with :meth:`set_search_params`."""
-        c = self.config
-        return MappingProxyType({"hnsw_m": c.hnsw_m, "ef_construction": c.ef_construction, "ef_search": c.ef_search})
-
-    def set_search_params(self, *, ef_search: int | None = None) -> None:
-        """Change HNSW's ``ef_search`` for later searches (``None``: unchanged), validated like the constructor's."""
-        if ef_search is not None:
-            self.config = dataclasses.replace(self.config, ef_search=ef_search)
 
     def metadata(self) -> dict[str, Any]:
         self._check_open()
