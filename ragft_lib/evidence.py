@@ -320,8 +320,9 @@ def summary_sentence(entry: Entry) -> str:
             f"difference {entry.difference:+,.3g}, 95 % CI {lo:+,.3g} to {hi:+,.3g}, n = {entry.n}.")
 
 
-def glue(name: str, value: Any) -> Any:
-    """Glue ``value`` under ``name`` for the chapter's prose (``{glue:text}`name```), not displayed.
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Glue ``value`` under ``name`` for the chapter's prose (``{glue:text}`name```), not displayed
+    unless ``display=True``.
 
     MyST-NB's ``glue`` when the book build runs the chapter; elsewhere (plain Python, or Jupyter and
     Colab without MyST-NB installed) it does nothing. Returns ``value``.
@@ -335,7 +336,7 @@ def glue(name: str, value: Any) -> Any:
     except ImportError:  # a notebook runtime without MyST-NB: the prose roles are the book's only
         return value
     if get_ipython() is not None:
-        _glue(name, value, display=False)
+        _glue(name, value, display=display)
     return value
 
 
