@@ -22,10 +22,15 @@ What happens underneath
   :class:`~ragft_lib.stores.FaissStore` picks flat / HNSW / IVF-PQ by size (``index="auto"``) or
   takes a name. Deleting from HNSW uses tombstones + rebuild (see :class:`~ragft_lib.stores.FaissStore`).
 * **Modes**: ``"dense"`` (cosine similarity), ``"bm25"`` (lexical, `bm25s`, rebuilt lazily after
-  changes) and ``"hybrid"`` (reciprocal-rank fusion of both). The default, :data:`DEFAULT_MODE`,
-  is the one that measured best in ``benchmarks/bench_retrieval.py`` (see
-  ``benchmarks/RESULTS.md``). ``Hit.score`` is the mode's own score: cosine similarity, BM25
-  score or RRF score.
+  changes) and ``"hybrid"`` (both, fused: ``fusion="weighted"`` sums min-max normalised scores
+  with weight ``dense_weight`` on dense; ``fusion="rrf"`` is reciprocal-rank fusion).
+  ``per_document=True`` returns one hit per document: each document's best chunk, ranked by that
+  chunk's score. ``context="title"`` embeds (and BM25-indexes) every chunk with its document's
+  ``metadata["title"]`` in front; the hit's text stays the exact span. All of these are the
+  fields of :class:`RetrievalConfig`; :data:`DEFAULT_CONFIG` holds the defaults, each one the
+  setting that measured best in ``benchmarks/bench_retrieval_ablation.py`` (see
+  ``benchmarks/RESULTS_retrieval.md``). ``Hit.score`` is the mode's own score: cosine
+  similarity, BM25 score, or the fused score.
 * **k** must be a positive integer; a ``k`` larger than the number of chunks is clamped to it
   (so a search never fails because the corpus is small). A retriever whose every document was
   deleted returns ``[]``.
@@ -33,19 +38,18 @@ What happens underneath
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import os
 import re
 import sqlite3
-import warnings
-from dataclasses import dataclass
-from html.parser import HTMLParser
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .documents import Document
+from ._fields import spec, validate
+from .documents import SUPPORTED_EXTENSIONS, Document, check_unique_ids, html_to_text, load_folder
 from .errors import ConfigError, DataError, IndexFormatError, RagftError, StoreError, WriteError
 from .stores import ChunkRecord, FaissStore, VectorStore, check_k
 
@@ -55,24 +59,69 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import Embedder
 
 __all__ = [
-    "Document", "Hit", "Retriever", "load_folder", "chunk_document", "EmbeddingCache",
-    "DEFAULT_MODE", "MODES", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS", "RRF_K", "RETRIEVER_META_VERSION",
-    "html_to_text", "rrf_fuse", "check_query",
+    "Document", "Hit", "Retriever", "RetrievalConfig", "load_folder", "chunk_document", "EmbeddingCache",
+    "DEFAULT_MODE", "DEFAULT_CONFIG", "MODES", "FUSIONS", "CONTEXTS", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS",
+    "RRF_K", "RETRIEVER_META_VERSION", "MAX_CONTEXT_CHARS", "html_to_text", "rrf_fuse", "weighted_fuse", "best_per_document",
+    "context_text", "check_query",
 ]
 
 log = logging.getLogger(__name__)
 
 MODES = ("dense", "bm25", "hybrid")
-#: The mode that measured best on the Debian FAQ benchmark (see benchmarks/RESULTS.md), dense with
-#: recall@1 0.487 / recall@5 0.821 against hybrid 0.487 / 0.795 and BM25 0.316 / 0.667.
-DEFAULT_MODE = "dense"
+#: How ``mode="hybrid"`` combines dense and BM25 results (see :func:`weighted_fuse`, :func:`rrf_fuse`).
+FUSIONS = ("weighted", "rrf")
+#: What is embedded with each chunk: nothing, or its document's ``metadata["title"]``.
+CONTEXTS = ("none", "title")
 #: Default chunk length in embedder word pieces; capped at the embedder's limit minus its special
 #: tokens (254 for MiniLM). 254 beat 128 on the Debian FAQ (recall@5 0.821 vs 0.761, dense).
 DEFAULT_CHUNK_TOKENS = 256
 #: Reciprocal-rank-fusion constant (Cormack et al. 2009).
 RRF_K = 60
-#: Version of the settings the Retriever writes into a store's metadata.
-RETRIEVER_META_VERSION = 1
+#: Version of the settings the Retriever writes into a store's metadata (1: before RetrievalConfig;
+#: still readable, with the settings it had).
+RETRIEVER_META_VERSION = 2
+#: Longest context (title) embedded in front of a chunk, in characters (longer titles are cut).
+MAX_CONTEXT_CHARS = 160
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How a :class:`Retriever` indexes and ranks: the settings measured in
+    ``benchmarks/bench_retrieval_ablation.py``. Invalid values raise
+    :class:`~ragft_lib.errors.ConfigError` naming the field.
+
+    >>> RetrievalConfig(dense_weight=1.5)
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: dense_weight: must be <= 1, got 1.5
+    >>> RetrievalConfig(mode="bm25").mode
+    'bm25'
+    """
+
+    mode: str = spec("dense", "choice", label="mode", choices=MODES,
+                     help="dense (cosine), bm25 (lexical) or hybrid (both, fused).")
+    per_document: bool = spec(False, "bool", label="one hit per document",
+                              help="Return each document's best chunk once, instead of several chunks of one document.")
+    fusion: str = spec("weighted", "choice", label="fusion", choices=FUSIONS,
+                       help="hybrid only: weighted sum of min-max normalised scores, or reciprocal-rank fusion.")
+    dense_weight: float = spec(0.9, "float", label="dense weight", min=0.0, max=1.0,
+                               help="hybrid with weighted fusion: weight of the dense score (BM25 gets 1 - it).")
+    context: str = spec("none", "choice", label="chunk context", choices=CONTEXTS,
+                        help="Embed each chunk alone, or with its document's metadata['title'] in front.")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+#: The settings ``Retriever.from_documents(docs)`` uses: the configuration with the best mean
+#: recall@1 on the *validation* questions of the three corpora of
+#: ``benchmarks/bench_retrieval_ablation.py`` (Debian FAQ, Python FAQ, pydoc topics); the test
+#: questions only report it (benchmarks/RESULTS_retrieval.md). Hybrid with weighted fusion at
+#: dense weight 0.9, one hit per document, no title context.
+DEFAULT_CONFIG = RetrievalConfig(mode="hybrid", per_document=True, fusion="weighted", dense_weight=0.9,
+                                 context="none")
+#: The default mode (``DEFAULT_CONFIG.mode``).
+DEFAULT_MODE = DEFAULT_CONFIG.mode
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,194 +157,6 @@ class Hit(ChunkRecord):
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Hit":
         return cls.from_record(ChunkRecord.from_dict(d), d["score"])
-
-
-# --------------------------------------------------------------------------------------------
-# Loading a folder
-# --------------------------------------------------------------------------------------------
-
-SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".jsonl", ".pdf")
-
-
-class _TextExtractor(HTMLParser):
-    """Visible text of an HTML page (stdlib parser): skips script/style, breaks lines at blocks."""
-
-    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
-    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
-              "section", "article", "pre", "blockquote", "dt", "dd", "hr", "header", "footer"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-        self.title = ""
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag == "title":
-            self._in_title = True
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-        if not self._skipping:
-            self.parts.append(data)
-
-    def text(self) -> str:
-        raw = "".join(self.parts)
-        lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in raw.split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML document (paragraphs kept as blank-line-separated blocks)."""
-    p = _TextExtractor()
-    p.feed(html)
-    p.close()
-    return p.text()
-
-
-def _read_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
-                        "convert it, e.g. `iconv -f latin1 -t utf-8`") from None
-
-
-def _read_pdf(path: Path) -> str:
-    try:
-        from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
-    except ImportError:  # pragma: no cover
-        raise DataError(f"{path}: reading PDF needs pypdf (`pip install pypdf`)") from None
-    try:
-        reader = PdfReader(str(path))
-        if reader.is_encrypted:
-            raise DataError(f"{path}: the PDF is encrypted")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-    except DataError:
-        raise
-    except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: unreadable PDF ({type(exc).__name__}: {exc})") from None
-    text = "\n\n".join(p for p in pages if p)
-    if not text.strip():
-        raise DataError(f"{path}: the PDF has no extractable text (scanned images need OCR first)")
-    return text
-
-
-def _read_jsonl(path: Path, rel: str) -> list[Document]:
-    docs = []
-    text = _read_utf8(path)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: each line must be a JSON object, got {type(obj).__name__}")
-        body = obj.get("text")
-        if not isinstance(body, str) or not body.strip():
-            raise DataError(f"{where}: field 'text' must be a non-empty string, got {body!r:.60}")
-        doc_id = obj.get("id", f"{rel}:{lineno}")
-        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or not str(doc_id).strip():
-            raise DataError(f"{where}: field 'id' must be a non-empty string, got {doc_id!r}")
-        source = obj.get("source", f"{path}:{lineno}")
-        meta = {k: v for k, v in obj.items() if k not in ("id", "text", "source")}
-        docs.append(Document(id=str(doc_id), text=body, source=str(source), metadata=meta))
-    if not docs:
-        raise DataError(f"{path}: no JSON lines (the file is empty)")
-    return docs
-
-
-def _read_file(path: Path, rel: str) -> list[Document]:
-    ext = path.suffix.lower()
-    if ext == ".jsonl":
-        return _read_jsonl(path, rel)
-    if ext == ".pdf":
-        text = _read_pdf(path)
-    elif ext in (".html", ".htm"):
-        text = html_to_text(_read_utf8(path))
-    else:
-        text = _read_utf8(path)
-    if not text.strip():
-        raise DataError(f"{path}: empty file (no text)")
-    return [Document(id=rel, text=text, source=str(path))]
-
-
-def load_folder(
-    folder: str | os.PathLike,
-    *,
-    lenient: bool = False,
-    extensions: Sequence[str] = SUPPORTED_EXTENSIONS,
-    recursive: bool = True,
-) -> list[Document]:
-    """Read every supported file under ``folder`` into :class:`Document` s.
-
-    Formats: ``.txt .md .markdown .rst`` (UTF-8 text), ``.html/.htm`` (visible text, stdlib
-    parser), ``.jsonl`` (one object per line with ``"text"`` and optional ``"id"``, ``"source"``;
-    other keys become metadata) and ``.pdf`` (pypdf). A file's id is its path relative to
-    ``folder``; its source is the path. Hidden files and other extensions are ignored.
-
-    Strict by default: an unreadable, non-UTF-8, empty or malformed file raises
-    :class:`~ragft_lib.errors.DataError` naming it (and the line, for jsonl). With
-    ``lenient=True`` such files are skipped and *one* warning lists them all with their reasons.
-    Duplicate ids (e.g. two jsonl files with the same ``"id"``) are always an error.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
-    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in root.glob(pattern)
-                   if p.suffix.lower() in exts and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    docs: list[Document] = []
-    skipped: list[str] = []
-    for path in files:
-        rel = path.relative_to(root).as_posix()
-        try:
-            if not path.is_file():
-                raise DataError(f"{path}: not a regular file")
-            docs.extend(_read_file(path, rel))
-        except DataError as exc:
-            if not lenient:
-                raise
-            skipped.append(str(exc))
-        except OSError as exc:
-            msg = f"{path}: unreadable ({exc.strerror or exc})"
-            if not lenient:
-                raise DataError(msg) from None
-            skipped.append(msg)
-    if skipped:
-        warnings.warn(f"load_folder skipped {len(skipped)} file(s):\n  " + "\n  ".join(skipped), stacklevel=2)
-    if not docs:
-        raise DataError(f"{root}: no readable documents with extensions {sorted(exts)}"
-                        + (f" ({len(skipped)} skipped)" if skipped else ""))
-    _check_unique([d.id for d in docs], "documents loaded from " + str(root))
-    return docs
-
-
-def _check_unique(ids: Sequence[str], what: str) -> None:
-    seen: set[str] = set()
-    dups = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-    if dups:
-        raise DataError(f"duplicate document ids in {what}: {dups[:10]}{' ...' if len(dups) > 10 else ''}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,6 +369,81 @@ def rrf_fuse(rankings: Sequence[Sequence[tuple[str, float]]], k: int, rrf_k: int
     return [(c, scores[c]) for c in ordered[:k]]
 
 
+def weighted_fuse(rankings: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float],
+                  k: int) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores: ``sum_i w_i * (s_i - min_i) / (max_i - min_i)``.
+
+    Each ranking's scores are scaled to [0, 1] over the ids it returned; an id missing from a
+    ranking scores 0 there (as its lowest). With a constant ranking every id in it scores 1.
+    Bruch et al. (2023, "An analysis of fusion functions for hybrid retrieval") found this
+    convex combination better than reciprocal-rank fusion once its weight is tuned on held-out
+    queries, which is how :data:`DEFAULT_CONFIG`'s weight was chosen. Ties keep the order of the
+    first ranking.
+
+    >>> weighted_fuse([[("a", .9), ("b", .5)], [("b", 3.0), ("c", 1.0)]], [0.9, 0.1], k=3)
+    [('a', 0.9), ('b', 0.1), ('c', 0.0)]
+    """
+    if len(weights) != len(rankings):
+        raise ConfigError(f"needs one weight per ranking, got {len(weights)} for {len(rankings)}", field="weights")
+    scores: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for ranking, w in zip(rankings, weights):
+        if not ranking:
+            continue
+        vals = [s for _, s in ranking]
+        lo, hi = min(vals), max(vals)
+        span = hi - lo
+        for cid, sc in ranking:
+            norm = (sc - lo) / span if span > 0 else 1.0
+            scores[cid] = scores.get(cid, 0.0) + w * norm
+            first.setdefault(cid, len(first))
+    ordered = sorted(scores, key=lambda c: (-scores[c], first[c]))
+    return [(c, scores[c]) for c in ordered[:k]]
+
+
+def best_per_document(scored: Sequence[tuple[str, float]], doc_of: "dict[str, str]",
+                      k: int | None = None) -> list[tuple[str, float]]:
+    """Keep the first (best) chunk of every document in ``scored``, in order: at most ``k`` of them.
+
+    A document's score is that of its best chunk (MaxP, Dai & Callan 2019).
+
+    >>> best_per_document([("a#0", .9), ("a#1", .8), ("b#0", .7)], {"a#0": "a", "a#1": "a", "b#0": "b"})
+    [('a#0', 0.9), ('b#0', 0.7)]
+    """
+    seen: set[str] = set()
+    out: list[tuple[str, float]] = []
+    for cid, sc in scored:
+        d = doc_of.get(cid, cid)
+        if d in seen:
+            continue
+        seen.add(d)
+        out.append((cid, sc))
+        if k is not None and len(out) == k:
+            break
+    return out
+
+
+def context_text(record: ChunkRecord, context: str) -> str:
+    r"""The text embedded (and BM25-indexed) for a chunk: ``context="title"`` puts the document's
+    ``metadata["title"]`` (a string, cut at :data:`MAX_CONTEXT_CHARS`) on a line in front.
+
+    >>> rec = ChunkRecord("d#1", "d", "Unpack it first.", "d", 0, 16, {"title": "Installing"})
+    >>> context_text(rec, "title")
+    'Installing\nUnpack it first.'
+    >>> context_text(rec, "none")
+    'Unpack it first.'
+    """
+    if context == "none":
+        return record.text
+    title = _title(record.metadata)
+    return f"{title}\n{record.text}" if title else record.text
+
+
+def _title(metadata: dict[str, Any]) -> str:
+    title = metadata.get("title") if isinstance(metadata, dict) else None
+    return " ".join(title.split())[:MAX_CONTEXT_CHARS].strip() if isinstance(title, str) else ""
+
+
 # --------------------------------------------------------------------------------------------
 # Retriever
 # --------------------------------------------------------------------------------------------
@@ -522,7 +458,7 @@ def _check_documents(documents: Any, what: str) -> list[Document]:
             raise ConfigError(f"item {i} must be a Document, got {type(d).__name__}", field="documents")
         if not d.text.strip():
             raise DataError(f"document {d.id!r} ({d.source}) has no text")
-    _check_unique([d.id for d in docs], what)
+    check_unique_ids([d.id for d in docs], what)
     return docs
 
 
@@ -550,6 +486,16 @@ class Retriever:
 
     The query path is split in three timed stages used by :class:`~ragft_lib.rag.RAGPipeline`:
     :meth:`embed_query` -> :meth:`search_vector` -> :meth:`fetch`; :meth:`search` runs all three.
+
+    ``mode``, ``per_document``, ``fusion``, ``dense_weight`` and ``context`` are the fields of
+    :class:`RetrievalConfig` (``None``: the value in :data:`DEFAULT_CONFIG`); ``config=`` passes
+    them as one object instead. ``cache`` is ``True`` (the default embedding cache folder),
+    ``False`` (none) or a folder path.
+
+    >>> Retriever(cache=123)                 # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: cache: must be True (the default embedding cache), False (none) or a folder path, got 123
     """
 
     def __init__(
@@ -558,7 +504,12 @@ class Retriever:
         store: VectorStore | None = None,
         *,
         index: str = "auto",
-        mode: str = DEFAULT_MODE,
+        mode: str | None = None,
+        per_document: bool | None = None,
+        fusion: str | None = None,
+        dense_weight: float | None = None,
+        context: str | None = None,
+        config: RetrievalConfig | None = None,
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         chunk_overlap: int | None = None,
         cache: bool | str | os.PathLike = True,
@@ -566,8 +517,11 @@ class Retriever:
         progress: bool | None = None,
         append: bool = False,
     ):
-        if mode not in MODES:
-            raise ConfigError(f"must be one of {MODES}, got {mode!r}", field="mode")
+        if config is not None and not isinstance(config, RetrievalConfig):
+            raise ConfigError(f"must be a RetrievalConfig, got {type(config).__name__}", field="config")
+        given = {k: v for k, v in (("mode", mode), ("per_document", per_document), ("fusion", fusion),
+                                   ("dense_weight", dense_weight), ("context", context)) if v is not None}
+        self.config: RetrievalConfig = replace(config or DEFAULT_CONFIG, **given)
         for name, value in (("chunk_tokens", chunk_tokens), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
@@ -575,6 +529,10 @@ class Retriever:
             chunk_overlap = chunk_tokens // 8
         if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens // 2 + 1:
             raise ConfigError(f"must be an integer in [0, chunk_tokens/2], got {chunk_overlap!r}", field="chunk_overlap")
+        if not isinstance(cache, (bool, str, os.PathLike)):
+            raise ConfigError(f"must be True (the default embedding cache), False (none) or a folder path, got {cache!r}", field="cache")
+        if progress is not None and not isinstance(progress, bool):
+            raise ConfigError(f"must be True, False or None, got {progress!r}", field="progress")
         if store is not None and not isinstance(store, VectorStore):
             raise ConfigError(f"must implement ragft_lib.stores.VectorStore, got {type(store).__name__}", field="store")
         if store is not None and index != "auto":
@@ -588,7 +546,6 @@ class Retriever:
             embedder = load_embedder()
         self.embedder = embedder
         self.store: VectorStore = store if store is not None else FaissStore(index=index)
-        self.mode = mode
         self.chunk_tokens = min(chunk_tokens, embedder.max_tokens - embedder.tokenizer.num_special_tokens_to_add(False))
         self.chunk_overlap = min(chunk_overlap, self.chunk_tokens // 2)
         self.batch_size = batch_size
@@ -597,6 +554,7 @@ class Retriever:
         self._cache: EmbeddingCache | None = None
         self._bm25: _BM25 | None = None
         self._doc_chunks: dict[str, list[str]] = {}
+        self._chunk_doc: dict[str, str] = {}
         self.stats = {"embedded": 0, "cached": 0}
         # A store that already holds data is reopened (append) or refused, never silently mixed.
         existing = self.store.count()
@@ -606,9 +564,23 @@ class Retriever:
                 raise StoreError(f"the store already holds {existing} chunks (embedder {meta.get('embedder')!r}); "
                                  "use Retriever.open(store) to reuse them, or pass append=True to add to them")
             self._check_meta(meta)
+            stored = self._stored_config(meta)
+            if stored is not None and stored.context != self.config.context:
+                raise ConfigError(f"the store's chunks were embedded with context={stored.context!r}, "
+                                  f"not {self.config.context!r}: its vectors would not be comparable", field="context")
             for rec in self.store.records():
                 self._doc_chunks.setdefault(rec.doc_id, []).append(rec.chunk_id)
+                self._chunk_doc[rec.chunk_id] = rec.doc_id
         self._write_meta()
+
+    @property
+    def mode(self) -> str:
+        """The default search mode (``config.mode``); assigning validates it."""
+        return self.config.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.config = replace(self.config, mode=value)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -646,15 +618,18 @@ class Retriever:
         if not meta.get("embedder") or not isinstance(info, dict):
             raise IndexFormatError(f"{store!r} holds no ragft Retriever metadata (embedder, settings): "
                                    "build it with Retriever.from_documents(docs, store=...)")
-        if info.get("version") != RETRIEVER_META_VERSION:
+        if info.get("version") not in (1, RETRIEVER_META_VERSION):
             raise IndexFormatError(f"{store!r}: retriever metadata version {info.get('version')!r}, "
-                                   f"this ragft_lib reads {RETRIEVER_META_VERSION}")
+                                   f"this ragft_lib reads 1 to {RETRIEVER_META_VERSION}")
         if embedder is None:
             from .models import load_embedder
 
             embedder = load_embedder(meta["embedder"])
         cls._check_embedder(meta, embedder, store)
-        return cls(embedder, store, mode=mode or info.get("mode", DEFAULT_MODE),
+        config = cls._stored_config(meta)
+        if mode is not None:
+            config = replace(config, mode=mode)
+        return cls(embedder, store, config=config,
                    chunk_tokens=int(info["chunk_tokens"]), chunk_overlap=int(info["chunk_overlap"]),
                    cache=cache, progress=progress, append=True)
 
@@ -694,6 +669,21 @@ class Retriever:
             raise IndexFormatError(f"{store!r} holds {meta.get('dimension')}-d vectors but embedder "
                                    f"{embedder.name!r} makes {embedder.dimension}-d ones")
 
+    @staticmethod
+    def _stored_config(meta: dict[str, Any]) -> RetrievalConfig | None:
+        """The settings a store was written with; version 1 (before RetrievalConfig) means the
+        behaviour of that time: chunks ranked alone, no context, reciprocal-rank fusion."""
+        info = meta.get("retriever")
+        if not isinstance(info, dict):
+            return None
+        if info.get("version") == 1:
+            return RetrievalConfig(mode=info.get("mode", "dense"), per_document=False, fusion="rrf", context="none")
+        fields = {k: info[k] for k in ("mode", "per_document", "fusion", "dense_weight", "context") if k in info}
+        try:
+            return RetrievalConfig(**fields)
+        except ConfigError as exc:
+            raise IndexFormatError(f"stored retriever settings are invalid: {exc}") from None
+
     def _check_meta(self, meta: dict[str, Any]) -> None:
         if meta.get("embedder"):
             self._check_embedder(meta, self.embedder, self.store)
@@ -702,13 +692,14 @@ class Retriever:
         self.store.set_metadata({
             "embedder": self.embedder.name,
             "dimension": self.embedder.dimension,
-            "retriever": {"version": RETRIEVER_META_VERSION, "mode": self.mode, "chunk_tokens": self.chunk_tokens,
-                          "chunk_overlap": self.chunk_overlap},
+            "retriever": {"version": RETRIEVER_META_VERSION, "chunk_tokens": self.chunk_tokens,
+                          "chunk_overlap": self.chunk_overlap, **dataclasses.asdict(self.config)},
         })
 
     # -- info ----------------------------------------------------------------------------
     def __repr__(self) -> str:
         return (f"Retriever(documents={self.num_documents}, chunks={self.num_chunks}, mode={self.mode!r}, "
+                f"per_document={self.config.per_document}, context={self.config.context!r}, "
                 f"embedder={self.embedder.name!r}, store={self.store!r})")
 
     @property
@@ -734,8 +725,13 @@ class Retriever:
         """Chunk documents with this retriever's settings (no embedding)."""
         records: list[ChunkRecord] = []
         for d in documents:
-            recs = chunk_document(d, self.embedder.tokenizer, chunk_tokens=self.chunk_tokens,
-                                  chunk_overlap=self.chunk_overlap, max_tokens=self.embedder.max_tokens)
+            size = self.chunk_tokens
+            if self.config.context != "none":  # the context shares the model's window with the chunk
+                ctx = context_text(ChunkRecord("", d.id, "", "", 0, 0, d.metadata), self.config.context)
+                size = max(8, min(size, self.embedder.max_tokens - self.embedder.tokenizer.num_special_tokens_to_add(False)
+                                  - self.embedder.count_tokens(ctx + "\n") - 1))
+            recs = chunk_document(d, self.embedder.tokenizer, chunk_tokens=size,
+                                  chunk_overlap=min(self.chunk_overlap, size // 2), max_tokens=self.embedder.max_tokens)
             if not recs:
                 raise DataError(f"document {d.id!r} ({d.source}) has no tokens to index")
             records.extend(recs)
@@ -800,15 +796,17 @@ class Retriever:
         if not docs:
             return
         records = self.chunk(docs)
-        vecs = self.embed([r.text for r in records])
+        vecs = self.embed([context_text(r, self.config.context) for r in records])
         if replacing:
             self.store.replace([c for d in docs for c in self._doc_chunks[d.id]], records, vecs)
             for d in docs:
-                del self._doc_chunks[d.id]
+                for c in self._doc_chunks.pop(d.id):
+                    self._chunk_doc.pop(c, None)
         else:
             self.store.add(records, vecs)
         for r in records:
             self._doc_chunks.setdefault(r.doc_id, []).append(r.chunk_id)
+            self._chunk_doc[r.chunk_id] = r.doc_id
         self._bm25 = None
 
     def update(self, documents: Sequence[Document]) -> None:
@@ -833,7 +831,8 @@ class Retriever:
             return
         self.store.delete([c for i in ids for c in self._doc_chunks[i]])
         for i in ids:
-            del self._doc_chunks[i]
+            for c in self._doc_chunks.pop(i):
+                self._chunk_doc.pop(c, None)
         self._bm25 = None
 
     # -- searching -----------------------------------------------------------------------
@@ -844,28 +843,64 @@ class Retriever:
     def _bm25_index(self) -> _BM25:
         if self._bm25 is None:
             recs = list(self.store.records())
-            self._bm25 = _BM25([r.chunk_id for r in recs], [r.text for r in recs])
+            self._bm25 = _BM25([r.chunk_id for r in recs], [context_text(r, self.config.context) for r in recs])
         return self._bm25
 
     def search_vector(self, query_vector: "np.ndarray | None", k: int, *, query: str | None = None,
                       mode: str | None = None) -> list[tuple[str, float]]:
-        """Stage 2: ``(chunk_id, score)`` best first. ``query`` (text) is needed for bm25 / hybrid."""
+        """Stage 2: ``(chunk_id, score)`` best first. ``query`` (text) is needed for bm25 / hybrid.
+
+        With ``config.per_document`` at most one chunk per document (its best), and ``k`` is
+        clamped to the number of documents instead of chunks.
+        """
         mode = mode or self.mode
-        k = min(check_k(k), self.store.count())
-        if mode != "bm25" and query_vector is None:
-            raise ConfigError(f"mode {mode!r} needs the query vector from embed_query()", field="query_vector")
-        if k == 0:
-            return []
-        if mode == "dense":
-            return self.store.search(query_vector, k)[0]
+        check_k(k)
         if mode not in MODES:
             raise ConfigError(f"must be one of {MODES}, got {mode!r}", field="mode")
-        lexical = self._bm25_index()
-        if mode == "bm25":
-            return lexical.search(_check_query(query), k)
-        depth = min(max(4 * k, 40), self.store.count())
-        dense = self.store.search(query_vector, depth)[0]
-        return rrf_fuse([dense, lexical.search(_check_query(query), depth)], k)
+        if mode != "bm25" and query_vector is None:
+            raise ConfigError(f"mode {mode!r} needs the query vector from embed_query()", field="query_vector")
+        n = self.store.count()
+        if n == 0:
+            return []
+        per_doc = self.config.per_document
+        k = min(k, len(self._doc_chunks) if per_doc else n)
+        if mode == "dense" and not per_doc:
+            return self.store.search(query_vector, k)[0]
+        if mode != "dense":
+            _check_query(query)
+        depth = min(max(4 * k, 40), n)
+        while True:
+            ranked = self._ranked(mode, query_vector, query, depth, k)
+            if len(ranked) >= k or depth >= n:
+                return ranked[:k]
+            depth = min(n, depth * 4)  # many chunks of few documents: look deeper
+
+    def _ranked(self, mode: str, query_vector: Any, query: str | None, depth: int, k: int) -> list[tuple[str, float]]:
+        """Chunks ranked by ``mode`` from the top ``depth`` of each retriever (one per document if configured)."""
+        per_doc = self.config.per_document
+        lists: list[list[tuple[str, float]]] = []
+        if mode in ("dense", "hybrid"):
+            lists.append(self.store.search(query_vector, depth)[0])
+        if mode in ("bm25", "hybrid"):
+            lists.append(self._bm25_index().search(query, depth))
+        if per_doc:
+            lists = [best_per_document(r, self._chunk_doc) for r in lists]
+        if mode != "hybrid":
+            return lists[0][:k]
+        if not per_doc:
+            return self._fuse(lists, k)
+        # Fuse documents, then show each document's best dense chunk (BM25's when dense missed it).
+        chunk_for: dict[str, str] = {}
+        for ranking in reversed(lists):
+            chunk_for.update((self._chunk_doc.get(c, c), c) for c, _ in ranking)
+        fused = self._fuse([[(self._chunk_doc.get(c, c), s) for c, s in r] for r in lists], k)
+        return [(chunk_for[d], s) for d, s in fused]
+
+    def _fuse(self, lists: list[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
+        if self.config.fusion == "rrf":
+            return rrf_fuse(lists, k)
+        w = self.config.dense_weight
+        return weighted_fuse(lists, [w, 1.0 - w], k)
 
     def fetch(self, scored: Sequence[tuple[str, float]]) -> list[Hit]:
         """Stage 3: the chunk records of ``scored`` as :class:`Hit` s, in the same order."""
@@ -873,7 +908,8 @@ class Retriever:
         return [Hit.from_record(r, s) for r, (_, s) in zip(recs, scored)]
 
     def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Hit]:
-        """The ``k`` best chunks for ``query`` (``k`` clamped to the number of chunks).
+        """The ``k`` best chunks for ``query`` (``k`` clamped to the number of chunks, or of
+        documents with ``per_document``).
 
         Empty / whitespace queries and ``k <= 0`` raise :class:`~ragft_lib.errors.ConfigError`.
         """
