@@ -70,15 +70,15 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "bm25", "hybrid")
 #: How ``mode="hybrid"`` combines dense and BM25 results (see :func:`weighted_fuse`, :func:`rrf_fuse`).
 FUSIONS = ("weighted", "rrf")
-#: What is embedded with each chunk: nothing, or its document's ``metadata["title"]``.
+#: What is embedded with each chunk — nothing, or its document's ``metadata["title"]``.
 CONTEXTS = ("none", "title")
 #: Default chunk length in embedder word pieces; capped at the embedder's limit minus its special
 #: tokens (254 for MiniLM). 254 beat 128 on the Debian FAQ (recall@5 0.821 vs 0.761, dense).
 DEFAULT_CHUNK_TOKENS = 256
 #: Reciprocal-rank-fusion constant (Cormack et al. 2009).
 RRF_K = 60
-#: Version of the settings the Retriever writes into a store's metadata (1: before RetrievalConfig;
-#: still readable, with the settings it had).
+#: Version of the settings the Retriever writes into a store's metadata; version 1 (written before
+#: RetrievalConfig existed) is still read, with the settings it had.
 RETRIEVER_META_VERSION = 2
 #: Longest context (title) embedded in front of a chunk, in characters (longer titles are cut).
 MAX_CONTEXT_CHARS = 160
