@@ -8,7 +8,7 @@ from typing import Any
 from .._fields import spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
-__all__ = ["EXPERIMENTS_VERSION", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
+__all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
