@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragft_lib.corpora import CORPORA, SPLITS, lexical_overlap, load_corpus  # noqa: E402
 from ragft_lib.retrieval import (  # noqa: E402
-    DEFAULT_CONFIG, EmbeddingCache, Retriever, RetrievalConfig, best_per_document,
+    DEFAULT_CONFIG, EmbeddingCache, Retriever, RetrievalConfig,
 )
 
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -85,7 +85,7 @@ def retriever_rows(r: Retriever, qvecs: np.ndarray, questions: list[str], config
         for q, v in zip(questions, qvecs):
             k = DEPTH if cfg.per_document else 4 * DEPTH
             scored = r.search_vector(v[None, :], k, query=q)
-            docs = [r._chunk_doc[c] for c, _ in scored]
+            docs = [r.document_of(c) for c, _ in scored]
             ranked.append(distinct(docs, DEPTH))
             hits5.append(docs[:5])
         out[name] = (ranked, hits5)
@@ -115,7 +115,7 @@ def bm25_variants(r: Retriever, questions: list[str]) -> dict[str, tuple[list[li
                 continue
             idx, sc = model.retrieve(qt, k=min(len(ids), 4 * DEPTH), show_progress=False, n_threads=1)
             scored = [(ids[int(i)], float(s)) for i, s in zip(idx[0], sc[0]) if s > 0]
-            docs = [r._chunk_doc[c] for c, _ in best_per_document(scored, r._chunk_doc, DEPTH)]
+            docs = distinct([r.document_of(c) for c, _ in scored], DEPTH)
             ranked.append(docs), hits5.append(docs[:5])
         out[f"bm25 tokenised: {label}"] = (ranked, hits5)
     return out

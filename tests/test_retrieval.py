@@ -547,3 +547,10 @@ def test_version_1_index_reopens_with_its_old_settings(r, tmp_path, embedder, em
     store.set_metadata(meta)
     r2 = Retriever.open(store, embedder=embedder, cache=emb_cache)
     assert r2.config == RetrievalConfig(mode="hybrid", per_document=False, fusion="rrf", context="none")
+
+
+def test_document_of(r):
+    hit = r.search("river of Brindlemere", k=1)[0]
+    assert r.document_of(hit.chunk_id) == hit.doc_id
+    with pytest.raises(DataError, match="unknown chunk id 'nope#0'"):
+        r.document_of("nope#0")
