@@ -714,6 +714,16 @@ class Retriever:
     def document_ids(self) -> list[str]:
         return list(self._doc_chunks)
 
+    def document_of(self, chunk_id: str) -> str:
+        """The id of the document that chunk ``chunk_id`` (from :meth:`search_vector`) belongs to.
+
+        An unknown chunk id raises :class:`~ragft_lib.errors.DataError`.
+        """
+        try:
+            return self._chunk_doc[chunk_id]
+        except (KeyError, TypeError):
+            raise DataError(f"unknown chunk id {chunk_id!r}") from None
+
     def chunks_of(self, doc_id: str) -> list[Hit]:
         """The chunks of one document, in order, as score-0 hits (for inspection and citations)."""
         if doc_id not in self._doc_chunks:
