@@ -120,10 +120,10 @@ def pseudo_queries(documents: Sequence[Document], embedder: "Embedder",
     words) become queries, each paired with its chunk minus that sentence. Chunks of one sentence
     give none. Deterministic for a given ``config.seed``.
     """
-    from .retrieval import Retriever, _check_documents
+    from .retrieval import Retriever, check_documents
 
     config = config or TuningConfig()
-    docs = _check_documents(documents, "pseudo_queries()")
+    docs = check_documents(documents, "pseudo_queries()")
     rng = random.Random(config.seed)
     pairs: list[PseudoQuery] = []
     for chunk in Retriever(embedder, cache=False).chunk(docs):

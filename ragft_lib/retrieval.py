@@ -62,7 +62,7 @@ __all__ = [
     "Document", "Hit", "Retriever", "RetrievalConfig", "load_folder", "chunk_document", "EmbeddingCache",
     "DEFAULT_MODE", "DEFAULT_CONFIG", "MODES", "FUSIONS", "CONTEXTS", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS",
     "RRF_K", "RETRIEVER_META_VERSION", "MAX_CONTEXT_CHARS", "html_to_text", "rrf_fuse", "weighted_fuse", "best_per_document",
-    "context_text", "check_query",
+    "context_text", "check_query", "check_documents",
 ]
 
 log = logging.getLogger(__name__)
@@ -449,7 +449,8 @@ def _title(metadata: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_documents(documents: Any, what: str) -> list[Document]:
+def check_documents(documents: Any, what: str) -> list[Document]:
+    """``documents`` as a list of :class:`Document` with distinct ids, or the library's error naming ``what``."""
     if isinstance(documents, (Document, str)) or not isinstance(documents, Iterable):
         raise ConfigError(f"must be a list of Document, got {type(documents).__name__}", field="documents")
     docs = list(documents)
@@ -592,7 +593,7 @@ class Retriever:
         :class:`~ragft_lib.errors.DataError`. A non-empty store raises
         :class:`~ragft_lib.errors.StoreError` unless ``append=True``.
         """
-        docs = _check_documents(documents, "the corpus")
+        docs = check_documents(documents, "the corpus")
         if not docs:
             raise DataError("empty corpus: from_documents needs at least one Document")
         r = cls(embedder, store, **options)
@@ -795,7 +796,7 @@ class Retriever:
 
     def add(self, documents: Sequence[Document]) -> None:
         """Index new documents; an id already indexed raises :class:`~ragft_lib.errors.DataError` (use :meth:`update`)."""
-        docs = _check_documents(documents, "add()")
+        docs = check_documents(documents, "add()")
         present = [d.id for d in docs if d.id in self._doc_chunks]
         if present:
             raise DataError(f"document ids already indexed: {present[:10]}; use update() to replace them")
@@ -821,7 +822,7 @@ class Retriever:
 
     def update(self, documents: Sequence[Document]) -> None:
         """Replace indexed documents (same ids) in one store transaction; unknown ids raise :class:`~ragft_lib.errors.DataError`."""
-        docs = _check_documents(documents, "update()")
+        docs = check_documents(documents, "update()")
         unknown = [d.id for d in docs if d.id not in self._doc_chunks]
         if unknown:
             raise DataError(f"unknown document ids: {unknown[:10]}; use add() for new documents")
