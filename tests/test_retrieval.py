@@ -305,7 +305,7 @@ def test_disk_full_during_save_names_the_path_and_keeps_the_old_index(r, tmp_pat
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(stores, "_write_bytes", disk_full)
+    monkeypatch.setattr(faiss_store, "_write_bytes", disk_full)
     with pytest.raises(WriteError) as err:
         r.save(tmp_path / "idx")
     assert str(err.value).startswith(f"{tmp_path / 'idx'}: could not save the index: No space left on device")
