@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragft_lib import stores
 from ragft_lib.stores import faiss as faiss_store  # where a save writes its files
 from ragft_lib.errors import ConfigError, DataError, IndexFormatError, StoreError
 from ragft_lib.retrieval import (
