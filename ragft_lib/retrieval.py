@@ -450,7 +450,7 @@ def _title(metadata: dict[str, Any]) -> str:
 
 
 def check_documents(documents: Any, what: str) -> list[Document]:
-    """``documents`` as a list of :class:`Document` with distinct ids, or the library's error naming ``what``."""
+    """``documents`` as a list of :class:`~ragft_lib.documents.Document` with distinct ids, or the library's error naming ``what``."""
     if isinstance(documents, (Document, str)) or not isinstance(documents, Iterable):
         raise ConfigError(f"must be a list of Document, got {type(documents).__name__}", field="documents")
     docs = list(documents)
@@ -602,7 +602,7 @@ class Retriever:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, lenient: bool = False, **options: Any) -> "Retriever":
-        """:func:`load_folder` then :meth:`from_documents`."""
+        """:func:`~ragft_lib.documents.load_folder` then :meth:`from_documents`."""
         return cls.from_documents(load_folder(folder, lenient=lenient), **options)
 
     @classmethod
