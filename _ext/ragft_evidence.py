@@ -134,16 +134,18 @@ def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sp
                 g = gpu_by_id.get(e["id"])
                 cells.append(f"<td>{esc(g['verdict']) + ' ' + _diff(g) if g else 'not run'}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = ["verdict", "claim tested (metric)", "measured: a vs b, difference [95 % CI], n", "chapter"]
+    head = ["verdict", "claim tested (metric)", "measured", "chapter"]
     if gpu:
         head.append("GPU run")
-    return ("<div class='ragft-scorecard'><table class='table'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+    widths = ["17%", "41%", "30%", "12%"] if not gpu else ["14%", "34%", "26%", "10%", "16%"]
+    cols = "<colgroup>" + "".join(f"<col style='width: {w}'>" for w in widths) + "</colgroup>"
+    return ("<div class='ragft-scorecard'><table class='table'>" + cols + "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
 _STYLE = """<style>
 .ragft-scorecard { overflow-x: auto; }
-.ragft-scorecard table { font-size: 0.85em; table-layout: auto; width: 100%; }\n.ragft-scorecard td { vertical-align: top; }
+.ragft-scorecard table { font-size: 0.85em; table-layout: fixed; width: 100%; }\n.ragft-scorecard td, .ragft-scorecard th { white-space: normal; overflow-wrap: anywhere; }\n.ragft-scorecard td { vertical-align: top; }
 .ragft-scorecard tr.ragft-claim th { background: var(--pst-color-surface, #f3f4f5); padding-top: 0.8em; }
 .ragft-verdict { font-weight: 600; white-space: nowrap; padding: 0 0.3em; border-radius: 3px; }
 .ragft-supported { background: #d8f0dd; color: #14532d; }
