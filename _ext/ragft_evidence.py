@@ -152,7 +152,7 @@ _STYLE = """<style>
 .ragft-not-distinguishable { background: #eceff1; color: #37474f; }
 .ragft-contradicted { background: #fbe0e0; color: #7f1d1d; }
 .ragft-not-measured { background: #fff4d6; color: #6b4e00; }
-.ragft-ci, .ragft-metric, .ragft-small-n { color: #555; font-size: 0.9em; white-space: nowrap; }
+.ragft-ci, .ragft-small-n { color: #555; font-size: 0.9em; white-space: nowrap; }\n.ragft-metric { color: #555; font-size: 0.9em; }
 </style>"""
 
 
