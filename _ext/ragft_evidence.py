@@ -76,21 +76,28 @@ def _document(app: Sphinx) -> dict[str, Any]:
     return evidence_document(entries, built_by="make book", machine="CPU build of this site")
 
 
+def _share(metric: str) -> bool:
+    return metric.startswith(("accuracy", "share", "agreement", "validity", "recall"))
+
+
+def _num(x: float, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    return f"{x:{sign},.0f}" if abs(x) >= 100 else f"{x:{sign}.3g}"
+
+
 def _pct(x: Any, metric: str) -> str:
     if x is None:
         return ""
-    if metric.startswith(("accuracy", "share", "agreement", "validity", "recall")):
-        return f"{x:.0%}"
-    return f"{x:,.3g}"
+    return f"{x:.0%}" if _share(metric) else _num(x)
 
 
 def _diff(e: dict[str, Any]) -> str:
     if e["difference"] is None:
         return ""
     lo, hi = e["ci"]
-    if e["metric"].startswith(("accuracy", "share", "agreement", "validity", "recall")):
+    if _share(e["metric"]):
         return f"{e['difference']:+.0%} <span class='ragft-ci'>[{lo:+.0%}, {hi:+.0%}]</span>"
-    return f"{e['difference']:+,.3g} <span class='ragft-ci'>[{lo:+,.3g}, {hi:+,.3g}]</span>"
+    return f"{_num(e['difference'], True)} <span class='ragft-ci'>[{_num(lo, True)}, {_num(hi, True)}]</span>"
 
 
 def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sphinx) -> str:
@@ -102,7 +109,7 @@ def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sp
     rows = []
     for c in doc["framework"]:
         entries = by_claim.get(c["id"], [])
-        rows.append(f"<tr class='ragft-claim'><th colspan='{6 + bool(gpu)}'>{esc(c['claim'])}</th></tr>")
+        rows.append(f"<tr class='ragft-claim'><th colspan='{4 + bool(gpu)}'>{esc(c['claim'])}</th></tr>")
         for e in entries:
             chapter = ""
             if e["chapter"]:
@@ -117,33 +124,35 @@ def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sp
                 small = " <span class='ragft-small-n' title='below the book’s standard of 100 questions'>(n &lt; 100)</span>"
             what = (f"{esc(e['a'])} {_pct(e['value_a'], e['metric'])} vs {esc(e['b'])} {_pct(e['value_b'], e['metric'])}"
                     if verdict != "not measured" else esc(e["note"]))
-            cells = [f"<td>{esc(e['claim'])}<br><span class='ragft-metric'>{esc(e['metric'])}</span></td>",
-                     f"<td>{what}</td>",
-                     f"<td>{'' if e['n'] is None else e['n']}{small}</td>",
-                     f"<td>{_diff(e)}</td>",
-                     f"<td><span class='ragft-verdict ragft-{verdict.replace(' ', '-')}'>{esc(verdict)}</span></td>",
+            measured = what if verdict == "not measured" else (
+                f"{what}<br>difference {_diff(e)}, n = {e['n']}{small}")
+            cells = [f"<td><span class='ragft-verdict ragft-{verdict.replace(' ', '-')}'>{esc(verdict)}</span></td>",
+                     f"<td>{esc(e['claim'])}<br><span class='ragft-metric'>{esc(e['metric'])}</span></td>",
+                     f"<td>{measured}</td>",
                      f"<td>{chapter}</td>"]
             if gpu:
                 g = gpu_by_id.get(e["id"])
                 cells.append(f"<td>{esc(g['verdict']) + ' ' + _diff(g) if g else 'not run'}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = ["claim tested (metric)", "measured", "n", "difference [95 % CI]", "verdict", "chapter"]
+    head = ["verdict", "claim tested (metric)", "measured", "chapter"]
     if gpu:
         head.append("GPU run")
-    return ("<div class='ragft-scorecard'><table class='table'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+    widths = ["17%", "41%", "30%", "12%"] if not gpu else ["14%", "34%", "26%", "10%", "16%"]
+    cols = "<colgroup>" + "".join(f"<col style='width: {w}'>" for w in widths) + "</colgroup>"
+    return ("<div class='ragft-scorecard'><table class='table'>" + cols + "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
 _STYLE = """<style>
 .ragft-scorecard { overflow-x: auto; }
-.ragft-scorecard table { font-size: 0.85em; }
+.ragft-scorecard table { font-size: 0.85em; table-layout: fixed; width: 100%; }\n.ragft-scorecard td, .ragft-scorecard th { white-space: normal; overflow-wrap: anywhere; }\n.ragft-scorecard td { vertical-align: top; }
 .ragft-scorecard tr.ragft-claim th { background: var(--pst-color-surface, #f3f4f5); padding-top: 0.8em; }
 .ragft-verdict { font-weight: 600; white-space: nowrap; padding: 0 0.3em; border-radius: 3px; }
 .ragft-supported { background: #d8f0dd; color: #14532d; }
 .ragft-not-distinguishable { background: #eceff1; color: #37474f; }
 .ragft-contradicted { background: #fbe0e0; color: #7f1d1d; }
 .ragft-not-measured { background: #fff4d6; color: #6b4e00; }
-.ragft-ci, .ragft-metric, .ragft-small-n { color: #555; font-size: 0.9em; white-space: nowrap; }
+.ragft-ci, .ragft-small-n { color: #555; font-size: 0.9em; white-space: nowrap; }\n.ragft-metric { color: #555; font-size: 0.9em; }
 </style>"""
 
 

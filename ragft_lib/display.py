@@ -43,7 +43,7 @@ BOOK_BUILD_ENV = "RAGFT_BOOK_BUILD"
 #: ``0``/``false``/``off`` turns every ragft progress bar off; ``1`` turns them on even in the build.
 PROGRESS_ENV = "RAGFT_PROGRESS"
 
-#: matplotlib settings of the book's figures: at most the text column's width (about 690 CSS px,
+#: matplotlib settings of the book's figures — at most the text column's width (about 690 CSS px,
 #: i.e. 7 in at 100 dpi, shown at ~100 %), text of at least 10 pt.
 BOOK_RC: Mapping[str, Any] = {
     "figure.figsize": (7.0, 4.0),
@@ -56,7 +56,7 @@ BOOK_RC: Mapping[str, Any] = {
     "legend.fontsize": 10.0,
 }
 
-#: How each approach is drawn in line plots: distinct widths and dashes, so curves that coincide
+#: How each approach is drawn in line plots — distinct widths and dashes, so curves that coincide
 #: (rag and hybrid often do) stay visible.
 APPROACH_STYLES: Mapping[str, Mapping[str, Any]] = {
     "rag": {"color": COLOURS["rag"], "linestyle": "-", "linewidth": 2.8},

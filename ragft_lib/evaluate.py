@@ -224,7 +224,7 @@ def _binary(values: Any, name: str) -> list[bool]:
 def wilson_ci(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float, float]:
     """``(share, low, high)``: the share of 1s among 0/1 outcomes with its Wilson score interval.
 
-    Uses :meth:`scipy.stats.binomtest`'s ``proportion_ci(method="wilson")``. Unlike the percentile
+    Uses ``scipy.stats.binomtest``'s ``proportion_ci(method="wilson")``. Unlike the percentile
     bootstrap it does not collapse at 0 % or 100 %: 60 of 60 correct gives a lower bound of 94 %.
 
     >>> share, lo, hi = wilson_ci([1] * 60)
@@ -304,7 +304,7 @@ def paired_compare(a_correct: Sequence[float], b_correct: Sequence[float], *, a:
     The interval of the difference is Newcombe's (1998) method 10, built from the two Wilson
     intervals and the correlation of the paired outcomes; the p-value is the exact (binomial)
     McNemar test on the discordant questions. Written here because neither scipy nor statsmodels
-    offers the paired score interval; the p-value uses :func:`scipy.stats.binomtest`.
+    offers the paired score interval; the p-value uses ``scipy.stats.binomtest``.
 
     >>> c = paired_compare([1] * 30 + [0] * 10, [1] * 12 + [0] * 28, a="rag", b="closed-book")
     >>> c.difference, c.verdict, c.only_a, c.only_b

@@ -43,7 +43,7 @@ DIMENSIONS = ("freshness", "cost", "latency", "data", "auditability", "knowledge
 VERDICTS = ("supported", "not distinguishable", "contradicted", "not measured")
 #: The environment variable naming the folder :func:`record` writes to (set by the book build).
 LEDGER_ENV = "RAGFT_LEDGER_DIR"
-#: The book's standard: an accuracy claim rests on at least this many questions.
+#: The book's standard — an accuracy claim rests on at least this many questions.
 MIN_N_ACCURACY = 100
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
@@ -58,7 +58,7 @@ class FrameworkClaim:
     claim: str
 
 
-#: Every claim of the framework: the five dimensions, each "choose fine-tuning when" and "choose
+#: Every claim of the framework — the five dimensions, each "choose fine-tuning when" and "choose
 #: RAG when" case, start with RAG, the crossover points and the hybrid. Each needs at least one
 #: ledger entry (measured, or ``not measured`` with the reason).
 FRAMEWORK: tuple[FrameworkClaim, ...] = (
@@ -330,6 +330,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     >>> glue("n-facts", 16)
     16
     """
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars: plain numbers,
+        value = value.item()                                            # which MyST-NB's formats accept
     try:
         from IPython import get_ipython
         from myst_nb import glue as _glue

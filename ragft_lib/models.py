@@ -540,7 +540,7 @@ class Generator:
 
 
 def positive_int(value: Any, field: str) -> int:
-    """``value`` as an ``int`` if it is a whole number >= 1 (numpy integers too), else :class:`ConfigError`.
+    """``value`` as an ``int`` if it is a whole number >= 1 (numpy integers too), else :class:`~ragft_lib.errors.ConfigError`.
 
     >>> positive_int(0, "max_new_tokens")
     Traceback (most recent call last):

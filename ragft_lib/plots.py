@@ -85,7 +85,7 @@ def accuracy_bars(summary: Any, ax: Any = None, *, label: str = "approach", esti
 
     ``summary`` is a DataFrame (or a list of dicts) with one row per bar: a ``label`` column, the
     ``estimate`` and its bounds ``lo`` and ``hi`` (the columns of
-    :meth:`ExperimentResult.summary <ragft_lib.evaluate.ExperimentResult>`). With ``group``, the
+    :meth:`ExperimentResult.summary <ragft_lib.experiments.ExperimentResult>`). With ``group``, the
     bars of each label are drawn side by side, one colour per group (several metrics per system).
     ``colours`` defaults to the colour of each label's approach (:func:`~ragft_lib.vocabulary.colour_of`),
     or of each group; a mapping, a list (one per bar or per group) or one colour replaces it.

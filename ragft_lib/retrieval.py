@@ -62,7 +62,7 @@ __all__ = [
     "Document", "Hit", "Retriever", "RetrievalConfig", "load_folder", "chunk_document", "EmbeddingCache",
     "DEFAULT_MODE", "DEFAULT_CONFIG", "MODES", "FUSIONS", "CONTEXTS", "SUPPORTED_EXTENSIONS", "DEFAULT_CHUNK_TOKENS",
     "RRF_K", "RETRIEVER_META_VERSION", "MAX_CONTEXT_CHARS", "html_to_text", "rrf_fuse", "weighted_fuse", "best_per_document",
-    "context_text", "check_query",
+    "context_text", "check_query", "check_documents",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,15 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "bm25", "hybrid")
 #: How ``mode="hybrid"`` combines dense and BM25 results (see :func:`weighted_fuse`, :func:`rrf_fuse`).
 FUSIONS = ("weighted", "rrf")
-#: What is embedded with each chunk: nothing, or its document's ``metadata["title"]``.
+#: What is embedded with each chunk — nothing, or its document's ``metadata["title"]``.
 CONTEXTS = ("none", "title")
 #: Default chunk length in embedder word pieces; capped at the embedder's limit minus its special
 #: tokens (254 for MiniLM). 254 beat 128 on the Debian FAQ (recall@5 0.821 vs 0.761, dense).
 DEFAULT_CHUNK_TOKENS = 256
 #: Reciprocal-rank-fusion constant (Cormack et al. 2009).
 RRF_K = 60
-#: Version of the settings the Retriever writes into a store's metadata (1: before RetrievalConfig;
-#: still readable, with the settings it had).
+#: Version of the settings the Retriever writes into a store's metadata; version 1 (written before
+#: RetrievalConfig existed) is still read, with the settings it had.
 RETRIEVER_META_VERSION = 2
 #: Longest context (title) embedded in front of a chunk, in characters (longer titles are cut).
 MAX_CONTEXT_CHARS = 160
@@ -449,7 +449,8 @@ def _title(metadata: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_documents(documents: Any, what: str) -> list[Document]:
+def check_documents(documents: Any, what: str) -> list[Document]:
+    """``documents`` as a list of :class:`~ragft_lib.documents.Document` with distinct ids, or the library's error naming ``what``."""
     if isinstance(documents, (Document, str)) or not isinstance(documents, Iterable):
         raise ConfigError(f"must be a list of Document, got {type(documents).__name__}", field="documents")
     docs = list(documents)
@@ -592,7 +593,7 @@ class Retriever:
         :class:`~ragft_lib.errors.DataError`. A non-empty store raises
         :class:`~ragft_lib.errors.StoreError` unless ``append=True``.
         """
-        docs = _check_documents(documents, "the corpus")
+        docs = check_documents(documents, "the corpus")
         if not docs:
             raise DataError("empty corpus: from_documents needs at least one Document")
         r = cls(embedder, store, **options)
@@ -601,7 +602,7 @@ class Retriever:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, lenient: bool = False, **options: Any) -> "Retriever":
-        """:func:`load_folder` then :meth:`from_documents`."""
+        """:func:`~ragft_lib.documents.load_folder` then :meth:`from_documents`."""
         return cls.from_documents(load_folder(folder, lenient=lenient), **options)
 
     @classmethod
@@ -714,6 +715,16 @@ class Retriever:
     def document_ids(self) -> list[str]:
         return list(self._doc_chunks)
 
+    def document_of(self, chunk_id: str) -> str:
+        """The id of the document that chunk ``chunk_id`` (from :meth:`search_vector`) belongs to.
+
+        An unknown chunk id raises :class:`~ragft_lib.errors.DataError`.
+        """
+        try:
+            return self._chunk_doc[chunk_id]
+        except (KeyError, TypeError):
+            raise DataError(f"unknown chunk id {chunk_id!r}") from None
+
     def chunks_of(self, doc_id: str) -> list[Hit]:
         """The chunks of one document, in order, as score-0 hits (for inspection and citations)."""
         if doc_id not in self._doc_chunks:
@@ -785,7 +796,7 @@ class Retriever:
 
     def add(self, documents: Sequence[Document]) -> None:
         """Index new documents; an id already indexed raises :class:`~ragft_lib.errors.DataError` (use :meth:`update`)."""
-        docs = _check_documents(documents, "add()")
+        docs = check_documents(documents, "add()")
         present = [d.id for d in docs if d.id in self._doc_chunks]
         if present:
             raise DataError(f"document ids already indexed: {present[:10]}; use update() to replace them")
@@ -811,7 +822,7 @@ class Retriever:
 
     def update(self, documents: Sequence[Document]) -> None:
         """Replace indexed documents (same ids) in one store transaction; unknown ids raise :class:`~ragft_lib.errors.DataError`."""
-        docs = _check_documents(documents, "update()")
+        docs = check_documents(documents, "update()")
         unknown = [d.id for d in docs if d.id not in self._doc_chunks]
         if unknown:
             raise DataError(f"unknown document ids: {unknown[:10]}; use add() for new documents")

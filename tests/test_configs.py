@@ -49,7 +49,7 @@ NOT_CONFIG = {
     "Crossover", "SensitivityRow", "Reason", "Change", "Recommendation", "Fact", "QAPair", "FactChange",
     "WorldUpdate", "World", "_Attribute", "Document", "Accuracy", "ExperimentResult", "TrainingPrecision",
     "TrainMetrics", "FineTuneResult", "TokenizedExamples", "Empirical", "LatencyReport", "DeviceChoice", "Answer",
-    "Hit", "ChunkRecord", "Corpus", "Question", "PairedComparison", "ContextTokens", "FrameworkClaim",
+    "Hit", "ChunkRecord", "Corpus", "Question", "PseudoQuery", "TuningResult", "PairedComparison", "ContextTokens", "FrameworkClaim",
     "Entry",  # a ledger record: validated against its interval by hand (see tests/test_evidence.py)
 }
 #: Configuration classes still to be declared with spec (their owners convert them).

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragft_lib import stores
 from ragft_lib.stores import faiss as faiss_store  # where a save writes its files
 from ragft_lib.errors import ConfigError, DataError, IndexFormatError, StoreError
 from ragft_lib.retrieval import (
@@ -305,7 +304,7 @@ def test_disk_full_during_save_names_the_path_and_keeps_the_old_index(r, tmp_pat
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(stores, "_write_bytes", disk_full)
+    monkeypatch.setattr(faiss_store, "_write_bytes", disk_full)
     with pytest.raises(WriteError) as err:
         r.save(tmp_path / "idx")
     assert str(err.value).startswith(f"{tmp_path / 'idx'}: could not save the index: No space left on device")
@@ -421,3 +420,165 @@ def test_from_folder(folder, embedder, emb_cache):
 def test_rrf_fusion_rewards_agreement():
     fused = rrf_fuse([[("a", 1.0), ("b", 0.9), ("c", 0.8)], [("b", 9.0), ("c", 8.0)]], k=3)
     assert [c for c, _ in fused] == ["b", "c", "a"]
+
+
+# -- configuration: per-document hits, weighted fusion, title context -------------------
+
+from ragft_lib.retrieval import (  # noqa: E402
+    DEFAULT_CONFIG, RetrievalConfig, best_per_document, context_text, weighted_fuse,
+)
+from ragft_lib._fields import field_specs  # noqa: E402
+
+LONG = [
+    Document("manual", " ".join(f"Step {i}: turn the brass valve of the Kessel pump {i} times and wait." for i in range(60)),
+             "manual.md", {"title": "Kessel pump manual"}),
+    Document("notes", "The Kessel pump was installed in 1931. It drains the lower mine.", "notes.md",
+             {"title": "Mine history"}),
+    Document("bees", "Odo Venn keeps bees on the roof of the town hall.", "bees.md"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_document_returns_one_hit_per_document(embedder, emb_cache, mode):
+    r = Retriever.from_documents(LONG, embedder=embedder, cache=emb_cache, per_document=True, mode=mode)
+    assert len(r.chunks_of("manual")) > 2  # several chunks could compete
+    hits = r.search("How many times do I turn the valve of the Kessel pump?", k=5)
+    ids = [h.doc_id for h in hits]
+    assert len(ids) == len(set(ids)) and ids[0] == "manual"
+    assert len(hits) <= 3  # k clamped to the number of documents
+    assert all(hits[i].score >= hits[i + 1].score for i in range(len(hits) - 1))
+    for h in hits:  # still exact, citable chunks
+        assert next(d for d in LONG if d.id == h.doc_id).text[h.start:h.end] == h.text
+
+
+def test_chunk_mode_can_repeat_a_document(embedder, emb_cache):
+    r = Retriever.from_documents(LONG, embedder=embedder, cache=emb_cache, per_document=False, mode="dense")
+    ids = [h.doc_id for h in r.search("turn the brass valve", k=3)]
+    assert ids.count("manual") >= 2
+
+
+def test_default_config_is_what_from_documents_uses(r):
+    assert r.config.mode == "dense"  # the fixture asks for dense; the other fields come from the default
+    assert r.config.per_document == DEFAULT_CONFIG.per_document
+    r2 = Retriever(r.embedder, cache=False)
+    assert r2.config == DEFAULT_CONFIG and r2.mode == DEFAULT_CONFIG.mode
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_dense_weight_outside_unit_interval_is_refused(embedder, weight):
+    with pytest.raises(ConfigError, match="dense_weight") as err:
+        Retriever(embedder, cache=False, dense_weight=weight)
+    assert err.value.field == "dense_weight"
+    with pytest.raises(ConfigError, match="dense_weight"):
+        RetrievalConfig(dense_weight=weight)
+
+
+@pytest.mark.parametrize("field, value", [("mode", "magic"), ("fusion", "max"), ("context", "summary"),
+                                          ("per_document", "yes")])
+def test_bad_config_fields_name_themselves(embedder, field, value):
+    with pytest.raises(ConfigError) as err:
+        Retriever(embedder, cache=False, **{field: value})
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("cache", [123, 1.5, ["/tmp"], None])
+def test_bad_cache_argument(embedder, cache):
+    with pytest.raises(ConfigError, match="cache") as err:
+        Retriever(embedder, cache=cache)
+    assert err.value.field == "cache"
+
+
+def test_bad_config_object(embedder):
+    with pytest.raises(ConfigError, match="config"):
+        Retriever(embedder, cache=False, config={"mode": "dense"})
+
+
+def test_config_fields_are_described():
+    specs = {s["name"]: s for s in field_specs(RetrievalConfig)}
+    assert set(specs) == {"mode", "per_document", "fusion", "dense_weight", "context"}
+    assert specs["dense_weight"]["min"] == 0.0 and specs["dense_weight"]["max"] == 1.0
+    assert all(s["help"] for s in specs.values())
+
+
+def test_weighted_fusion_weights():
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    lexical = [("c", 12.0), ("b", 2.0)]
+    assert [c for c, _ in weighted_fuse([dense, lexical], [1.0, 0.0], 3)] == ["a", "b", "c"]  # dense alone
+    bm25_only = weighted_fuse([dense, lexical], [0.0, 1.0], 3)  # BM25 alone: its lowest (b) scores 0, like absent a
+    assert bm25_only[0] == ("c", 1.0) and {c: s for c, s in bm25_only[1:]} == {"a": 0.0, "b": 0.0}
+    fused = dict(weighted_fuse([dense, lexical], [0.5, 0.5], 3))
+    assert fused["c"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0) and fused["a"] == pytest.approx(0.5)
+    assert weighted_fuse([[], lexical], [0.9, 0.1], 2) == [("c", pytest.approx(0.1)), ("b", 0.0)]
+    with pytest.raises(ConfigError, match="weights"):
+        weighted_fuse([dense, lexical], [1.0], 3)
+
+
+def test_best_per_document_keeps_each_documents_first_chunk():
+    scored = [("m#2", 0.9), ("m#0", 0.8), ("n#0", 0.7), ("m#1", 0.6), ("b#0", 0.5)]
+    doc_of = {"m#0": "m", "m#1": "m", "m#2": "m", "n#0": "n", "b#0": "b"}
+    assert best_per_document(scored, doc_of) == [("m#2", 0.9), ("n#0", 0.7), ("b#0", 0.5)]
+    assert best_per_document(scored, doc_of, k=2) == [("m#2", 0.9), ("n#0", 0.7)]
+
+
+def test_hybrid_weight_one_ranks_like_dense(embedder, emb_cache):
+    dense = Retriever.from_documents(LONG + DOCS, embedder=embedder, cache=emb_cache, mode="dense", per_document=True)
+    hybrid = Retriever.from_documents(LONG + DOCS, embedder=embedder, cache=emb_cache, mode="hybrid",
+                                      per_document=True, dense_weight=1.0)
+    q = "Who keeps bees in Tarnholm?"
+    assert [h.doc_id for h in hybrid.search(q, k=4)] == [h.doc_id for h in dense.search(q, k=4)]
+
+
+def test_title_context_is_embedded_with_each_chunk(embedder, emb_cache):
+    seen = []
+    r = Retriever(embedder, cache=emb_cache, context="title")
+    real = r.embed
+    r.embed = lambda texts: seen.extend(texts) or real(texts)
+    r.add(LONG)
+    chunks = r.chunk(LONG)
+    manual = [t for t in seen if "brass valve" in t]
+    assert len(manual) == len([c for c in chunks if c.doc_id == "manual"]) > 1
+    assert all(t.startswith("Kessel pump manual\n") for t in manual)
+    assert any(t == "Odo Venn keeps bees on the roof of the town hall." for t in seen)  # no title: the text alone
+    for c in chunks:  # the title shares the model's window: chunk + title still fit
+        assert embedder.count_tokens(context_text(c, "title")) + 2 <= embedder.max_tokens
+    hit = r.search("How many times do I turn the valve?", k=1)[0]
+    assert hit.doc_id == "manual" and "Kessel pump manual" not in hit.text  # hits stay exact spans
+    assert LONG[0].text[hit.start:hit.end] == hit.text
+
+
+def test_context_must_match_the_store_when_appending(embedder, emb_cache):
+    r = Retriever.from_documents(DOCS, embedder=embedder, cache=emb_cache, context="title")
+    with pytest.raises(ConfigError, match="context='title'") as err:
+        Retriever(embedder, store=r.store, cache=emb_cache, append=True, context="none")
+    assert err.value.field == "context"
+
+
+def test_settings_survive_save_and_load(embedder, emb_cache, tmp_path):
+    r = Retriever.from_documents(LONG, embedder=embedder, cache=emb_cache, mode="hybrid", per_document=True,
+                                 fusion="weighted", dense_weight=0.7, context="title")
+    r.save(tmp_path / "idx")
+    r2 = Retriever.load(tmp_path / "idx", embedder=embedder, cache=emb_cache)
+    assert r2.config == r.config
+    q = "When was the Kessel pump installed?"
+    assert [(h.chunk_id, round(h.score, 5)) for h in r2.search(q, k=3)] == \
+           [(h.chunk_id, round(h.score, 5)) for h in r.search(q, k=3)]
+
+
+def test_version_1_index_reopens_with_its_old_settings(r, tmp_path, embedder, emb_cache):
+    meta = r.store.metadata()
+    meta["retriever"] = {"version": 1, "mode": "hybrid", "chunk_tokens": r.chunk_tokens,
+                         "chunk_overlap": r.chunk_overlap}
+    r.store.set_metadata(meta)
+    r.save(tmp_path / "old")
+    # save() rewrites the metadata from the live retriever: write version 1 straight into the folder's store
+    store = FaissStore.load(tmp_path / "old")
+    store.set_metadata(meta)
+    r2 = Retriever.open(store, embedder=embedder, cache=emb_cache)
+    assert r2.config == RetrievalConfig(mode="hybrid", per_document=False, fusion="rrf", context="none")
+
+
+def test_document_of(r):
+    hit = r.search("river of Brindlemere", k=1)[0]
+    assert r.document_of(hit.chunk_id) == hit.doc_id
+    with pytest.raises(DataError, match="unknown chunk id 'nope#0'"):
+        r.document_of("nope#0")

@@ -5,7 +5,7 @@ them to a GPU), trains its adapters with :func:`ragft_lib.finetune.train_or_load
 run is reused), and returns an :class:`ExperimentResult`: a tidy frame (one row per approach and
 question, scored strictly), a summary with Wilson intervals, timings and costs, and
 :meth:`ExperimentResult.compare` for a paired comparison of two approaches on the same questions.
-Results are cached by content (settings + experiment + :data:`EXPERIMENTS_VERSION`), so chapters
+Results are cached by content (settings + experiment + ``EXPERIMENTS_VERSION``), so chapters
 showing the same experiment share one run.
 
 * :func:`new_knowledge` — facts the base model cannot know: closed-book, RAG, LoRA, the hybrids;

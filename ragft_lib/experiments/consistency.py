@@ -25,13 +25,13 @@ def consistency(settings: ExperimentSettings | None = None, *, use_cache: bool =
       which has no context to vary, the four phrasings of the question. ``agreement`` is the share
       of the variants giving the most common (normalised) answer.
     * **Format**: every experiment fact's held-out question, asked to reply with
-      ``{"answer": ...}`` JSON: the share of replies that parse (:func:`parse_json_object`: the
+      ``{"answer": ...}`` JSON: the share of replies that parse (:func:`~ragft_lib.evaluate.parse_json_object`: the
       whole reply is one JSON object), have exactly the key ``answer`` with a string value
-      (:func:`json_validity`), and whose answer is right (``format_accuracy``). Besides RAG,
+      (:func:`~ragft_lib.evaluate.json_validity`), and whose answer is right (``format_accuracy``). Besides RAG,
       LoRA and the hybrid above, ``format-lora+rag`` is the framework's hybrid: an adapter trained
       only on the *format* (RAG prompts about *other* facts answered as JSON), facts retrieved, and
-      ``few-shot+rag`` its fair baseline: the base model with the same RAG prompt plus three worked
-      examples of the reply. ``rag``, ``few-shot+rag`` and ``format-lora+rag`` answer the same
+      ``few-shot+rag`` its fair baseline: the base model with the same RAG prompt, after three solved
+      turns (three other facts' RAG prompts, each answered with the JSON object). ``rag``, ``few-shot+rag`` and ``format-lora+rag`` answer the same
       ``n_format`` questions (facts outside the experiment's sample, sampled across attributes);
       the fact adapters (``lora-aug``, ``lora-aug+rag``) are format-tested on the experiment's facts.
     """
@@ -67,16 +67,26 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
     pool = stratified_sample(others, len(all_facts), seed=s.seed + 1)
     pool_ids = {f.id for f in pool}
     fmt_facts = stratified_sample([f for f in others if f.id not in pool_ids], s.n_format, seed=s.seed + 2)
-    few_shot = " Examples of questions and replies:\n" + "\n".join(
-        f"Question: {f.question}\nReply: {json.dumps({'answer': f.answer})}" for f in pool[:3])
+    jpipe = RAGPipeline(retriever, gen, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
+    # Few-shot as a chat model is prompted: three solved turns (the same RAG prompt layout, each
+    # answered with the JSON object) before the question, not examples pasted into the instruction.
+    shots: list[dict[str, str]] = []
+    for f in pool[:3]:
+        (_, user), _ = jpipe.build_messages(f.question, retriever.search(f.question, s.k))
+        shots += [user, {"role": "assistant", "content": json.dumps({"answer": f.answer})}]
 
-    def format_test(name: str, g: "Generator", with_context: bool, tests: Sequence[Any], extra_system: str = "") -> None:
+    def format_test(name: str, g: "Generator", with_context: bool, tests: Sequence[Any], few_shot: bool = False) -> None:
         """Each fact's held-out question in ``tests``, asked for ``{"answer": ...}`` JSON."""
         questions = [f.heldout_question for f in tests]
-        if with_context:
-            fprompts = rag_prompts(g, retriever, questions, s.k, s.context_tokens, system=JSON_SYSTEM + extra_system)[0]
+        if few_shot:
+            fprompts = []
+            for q in questions:
+                (system, user), _ = jpipe.build_messages(q, retriever.search(q, s.k))
+                fprompts.append(g.format_prompt([system, *shots, user]))
+        elif with_context:
+            fprompts = rag_prompts(g, retriever, questions, s.k, s.context_tokens, system=JSON_SYSTEM)[0]
         else:
-            fprompts = [g.format_prompt(q, system=JSON_SYSTEM + extra_system) for q in questions]
+            fprompts = [g.format_prompt(q, system=JSON_SYSTEM) for q in questions]
         fpreds, timings[f"format_{name}_s"] = timed(
             lambda: g.generate(fprompts, max_new_tokens=s.max_new_tokens + 16))
         for f, p in zip(tests, fpreds):
@@ -110,10 +120,9 @@ def _consistency(s: ExperimentSettings) -> ExperimentResult:
             rows.append(dict(approach=name, test="variance", fact_id=f.id, variant=v, prediction=p,
                              correct=bool(answer_contained(p, f.answer, question=f.heldout_question))))
         format_test(name, g, with_context=name != "lora-aug", tests=fmt_facts if name == "rag" else all_facts)
-    format_test("few-shot+rag", gen, with_context=True, tests=fmt_facts, extra_system=few_shot)
+    format_test("few-shot+rag", gen, with_context=True, tests=fmt_facts, few_shot=True)
     # The framework's hybrid: an adapter trained for the *format* only — RAG prompts answered with
     # {"answer": ...} — on other facts of the world, while the facts themselves are still retrieved.
-    jpipe = RAGPipeline(retriever, gen, k=s.k, context_tokens=s.context_tokens, system=RAG_SYSTEM + " " + JSON_SYSTEM)
     fmt_examples = []
     for f in pool:
         (system, user), _ = jpipe.build_messages(f.question, retriever.search(f.question, s.k))

@@ -8,11 +8,14 @@ from typing import Any
 from .._fields import spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
-__all__ = ["EXPERIMENTS_VERSION", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
+__all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
 EXPERIMENTS_VERSION = 4
+#: Per-experiment versions on top of :data:`EXPERIMENTS_VERSION` (a change to one experiment does
+#: not rerun the others).
+EXPERIMENT_VERSIONS: dict[str, int] = {"consistency": 2}  # 2: few-shot as solved chat turns
 
 #: Approaches of the new-knowledge experiment, in the order of the book's tables (the vocabulary's).
 APPROACHES_NEW_KNOWLEDGE = NEW_KNOWLEDGE_SYSTEMS
@@ -104,4 +107,6 @@ class ExperimentSettings:
         import json
 
         payload = {"experiment": experiment, "version": EXPERIMENTS_VERSION, **self.to_dict()}
+        if experiment in EXPERIMENT_VERSIONS:
+            payload["experiment_version"] = EXPERIMENT_VERSIONS[experiment]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
