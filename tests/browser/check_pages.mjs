@@ -85,10 +85,14 @@ try {
     Object.assign(r, await tab.evaluate(measure));
     if (shots) {
       const slug = page.replace(/\.html$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
-      await tab.screenshot({ path: `${shots}/${slug}-1280.png`, fullPage: true });
-      await tab.setViewportSize({ width: 400, height: 900 });
-      await tab.waitForTimeout(300);
-      await tab.screenshot({ path: `${shots}/${slug}-400.png`, fullPage: true });
+      try {  // screenshots are for a person to look at: a slow one is reported, not fatal
+        await tab.screenshot({ path: `${shots}/${slug}-1280.png`, fullPage: true, timeout: 120000 });
+        await tab.setViewportSize({ width: 400, height: 900 });
+        await tab.waitForTimeout(300);
+        await tab.screenshot({ path: `${shots}/${slug}-400.png`, fullPage: true, timeout: 120000 });
+      } catch (e) {
+        r.screenshot_error = String(e).slice(0, 200);
+      }
     }
     results[page] = r;
     await ctx.close();
