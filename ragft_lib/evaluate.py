@@ -131,6 +131,8 @@ def answer_contained(prediction: str, gold: str | Iterable[str], question: str |
     False
     >>> answer_contained("It calls __len__.", "__len__", question="What does len() call?")
     True
+    >>> answer_contained("__len__", "__len__", question="What does len() call?")
+    True
     >>> answer_contained("Ostreva", "Ostreva", question="Is the river the Ostreva?")
     False
     """
@@ -141,17 +143,20 @@ def answer_contained(prediction: str, gold: str | Iterable[str], question: str |
         return any((g := normalise(x)) and f" {g} " in p for x in _golds(gold))
     if not isinstance(question, str):
         raise ConfigError(f"must be a string, got {type(question).__name__}", field="question")
-    if _echo_only(prediction, question):
-        return False
     q = f" {normalise(question)} "
+    echo = _echo_only(prediction, question)
     for x in _golds(gold):
         g = normalise(x)
         if not g or f" {g} " not in p:
             continue
         if f" {g} " not in q:
-            return True
-        raw = re.escape(_loose(x))
-        if re.search(rf"(?<![\w]){raw}(?![\w])", _loose(prediction)):
+            if not echo:
+                return True
+            continue
+        # The gold normalises into the question: it counts only where its punctuation tells it
+        # apart from the question's words (``__len__`` answered to "What does len() call?").
+        raw = rf"(?<![\w]){re.escape(_loose(x))}(?![\w])"
+        if re.search(raw, _loose(prediction)) and not re.search(raw, _loose(question)):
             return True
     return False
 

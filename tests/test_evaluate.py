@@ -49,6 +49,19 @@ def test_answer_contained(pred, gold, expected):
     assert answer_contained(pred, gold) is expected
 
 
+@pytest.mark.parametrize("pred, gold, question, expected", [
+    ("__len__", "__len__", "What does len() call?", True),          # the bare answer, with its punctuation
+    ("It calls __len__.", "__len__", "What does len() call?", True),
+    ("It calls len().", "__len__", "What does len() call?", False),  # only the question's own word
+    ("len", "__len__", "What does len() call?", False),
+    ("Ostreva", "Ostreva", "Is the river the Ostreva?", False),      # an echo of the question
+    ("The mayor is Ilse Varga.", "Ilse Varga", "Who is the mayor of Dunmere?", True),
+    ("mayor of Dunmere", "Ilse Varga", "Who is the mayor of Dunmere?", False),
+])
+def test_answer_contained_strict_about_echoes(pred, gold, question, expected):
+    assert answer_contained(pred, gold, question=question) is expected
+
+
 def test_bad_gold():
     with pytest.raises(ConfigError):
         answer_contained("x", [])
