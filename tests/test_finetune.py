@@ -84,6 +84,18 @@ def test_load_examples_accepts_pairs_messages_and_qapairs():
     assert out[3]["messages"][0] == {"role": "system", "content": "S"}
 
 
+def test_load_examples_reads_the_pairs_spelling_of_ragft_compare(tmp_path):
+    """The same JSONL feeds ``ragft compare --pairs`` and ``train_lora``: question/answer is accepted."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"question": "Who founded Tolvik Works?", "answer": "Maera Dunsel"}) + "\n")
+    (ex,) = load_examples(path)
+    assert ex["messages"] == [{"role": "user", "content": "Who founded Tolvik Works?"},
+                              {"role": "assistant", "content": "Maera Dunsel"}]
+    # With both spellings present training learns the full completion, not the short gold answer.
+    (both,) = load_examples([{"question": "Q?", "answer": "A", "completion": "The answer is A."}])
+    assert both["messages"][-1]["content"] == "The answer is A."
+
+
 def test_load_examples_jsonl(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in FACTS) + "\n\n")
@@ -113,12 +125,13 @@ def test_malformed_jsonl_names_the_line(tmp_path):
 def test_missing_field_names_line_and_field(tmp_path):
     path = tmp_path / "miss.jsonl"
     path.write_text(json.dumps(FACTS[0]) + "\n" + json.dumps({"prompt": "only a prompt"}) + "\n")
-    with pytest.raises(DataError, match=r"miss\.jsonl:2: missing field 'completion'"):
+    with pytest.raises(DataError, match=r"miss\.jsonl:2: needs a non-empty string 'completion' \(or 'answer'\)"):
         load_examples(path)
 
 
 @pytest.mark.parametrize("item,match", [
-    ({"question": "q", "answer": "a"}, "missing fields 'prompt', 'completion'"),
+    ({"question": "q"}, r"needs a non-empty string 'completion' \(or 'answer'\)"),
+    ({"answer": "a"}, r"needs a non-empty string 'question' \(or 'prompt'\)"),
     ({"prompt": "q", "completion": ""}, "'completion' must be a non-empty string"),
     ({"prompt": 3, "completion": "a"}, "'prompt' must be a non-empty string"),
     ({"messages": [{"role": "user", "content": "q"}]}, "at least 2 messages"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import DataError
+from ..pairs import ANSWER_KEYS, QUESTION_KEYS, pair_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -52,26 +53,27 @@ def _as_example(item: Any, where: str) -> dict[str, Any]:
         if not msgs[-1]["content"].strip():
             raise DataError(f"{where}: the last (assistant) message is empty")
         return {"messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
-    missing = [k for k in ("prompt", "completion") if k not in item]
-    if missing:
-        raise DataError(f"{where}: missing field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-                        f"(an example needs 'prompt' and 'completion', or 'messages'); got keys {sorted(item)}")
-    for k in ("prompt", "completion"):
-        if not isinstance(item[k], str) or not item[k].strip():
-            raise DataError(f"{where}: field {k!r} must be a non-empty string, got {item[k]!r:.100}")
+    # One reader for both spellings ({"prompt", "completion"} or {"question", "answer"}, the file
+    # ``ragft compare --pairs`` reads): pair_fields validates and names both in its errors; the
+    # raw (unstripped) strings are used so the training text is exactly the file's.
+    pair_fields(item, where, target="completion")
+    prompt = next(item[k] for k in QUESTION_KEYS if k in item)
+    completion = next(item[k] for k in ANSWER_KEYS[::-1] if k in item)
     msgs = []
     system = item.get("system")
     if system is not None:
         if not isinstance(system, str):
             raise DataError(f"{where}: field 'system' must be a string, got {system!r:.100}")
         msgs.append({"role": "system", "content": system})
-    msgs += [{"role": "user", "content": item["prompt"]}, {"role": "assistant", "content": item["completion"]}]
+    msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
     return {"messages": msgs}
 
 
 def load_examples(source: str | os.PathLike | Iterable[Any]) -> list[dict[str, Any]]:
     """Read and validate training examples from a JSONL file or an iterable.
 
+    Each record is ``{"prompt", "completion"}`` (optionally ``"system"``), ``{"question", "answer"}``
+    (the spelling ``ragft compare --pairs`` reads; see :mod:`ragft_lib.pairs`) or ``{"messages"}``.
     Returns a list of ``{"messages": [...]}`` dicts (the last message is the completion).
     Errors name the file and line (or the item index) and the field.
 
