@@ -44,13 +44,14 @@ import logging
 import os
 import re
 import sqlite3
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ._fields import spec, validate
 from .documents import SUPPORTED_EXTENSIONS, Document, check_unique_ids, html_to_text, load_folder
-from .errors import ConfigError, DataError, IndexFormatError, RagftError, StoreError, WriteError
+from .errors import ConfigError, DataError, IndexFormatError, StoreError
 from .stores import ChunkRecord, FaissStore, VectorStore, check_k
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -249,7 +250,9 @@ class EmbeddingCache:
 
     >>> import numpy as np, tempfile
     >>> c = EmbeddingCache("test/model", 2, folder=tempfile.mkdtemp())
-    >>> c.put(["hi"], np.ones((1, 2), "float32")); c.get(["hi", "other"])[1]  # indices not cached
+    >>> c.put(["hi"], np.ones((1, 2), "float32"))
+    True
+    >>> c.get(["hi", "other"])[1]  # indices not cached
     [1]
     """
 
@@ -299,13 +302,26 @@ class EmbeddingCache:
                 missing.append(i)
         return found, missing
 
-    def put(self, texts: Sequence[str], vectors: "np.ndarray") -> None:
+    def put(self, texts: Sequence[str], vectors: "np.ndarray") -> bool:
+        """Store the vectors; returns False (with a warning naming the file) when the write fails.
+
+        A cache that cannot be written (disk full, read-only folder) must not fail the indexing
+        that produced the vectors: the transaction is rolled back, the vectors cached before are
+        kept, and the caller goes on with the vectors in memory.
+        """
         import numpy as np
 
         vecs = np.ascontiguousarray(vectors, dtype="<f4")
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
-                                 [(self.key(t), v.tobytes()) for t, v in zip(texts, vecs)])
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)",
+                                     [(self.key(t), v.tobytes()) for t, v in zip(texts, vecs)])
+        except (sqlite3.OperationalError, OSError) as exc:  # SQLITE_FULL, SQLITE_READONLY, I/O errors
+            warnings.warn(f"{self.path}: could not write {len(vecs)} vectors to the embedding cache ({exc}); "
+                          "continuing without caching them (the vectors cached before are kept)",
+                          RuntimeWarning, stacklevel=2)
+            return False
+        return True
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
@@ -646,14 +662,7 @@ class Retriever:
             raise ConfigError(f"{type(self.store).__name__} persists on every write; save() is for FaissStore",
                               field="store")
         self._write_meta()
-        try:
-            return self.store.save(path)
-        except RagftError:
-            raise
-        except OSError as exc:  # disk full, no permission, read-only file system ...
-            raise WriteError.from_os_error(
-                exc, path, "save the index",
-                "the previously saved index there, if any, is unchanged and still loadable") from exc
+        return self.store.save(path)  # a failed write raises WriteError naming the folder
 
     def close(self) -> None:
         self.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import warnings
 
@@ -582,3 +583,17 @@ def test_document_of(r):
     assert r.document_of(hit.chunk_id) == hit.doc_id
     with pytest.raises(DataError, match="unknown chunk id 'nope#0'"):
         r.document_of("nope#0")
+
+
+def test_embedding_cache_that_cannot_be_written_warns_and_keeps_what_it_had(tmp_path):
+    import numpy as np
+
+    from ragft_lib.retrieval import EmbeddingCache
+
+    cache = EmbeddingCache("test/model", 2, folder=tmp_path)
+    assert cache.put(["kept"], np.ones((1, 2), "float32")) is True
+    cache._db.execute("PRAGMA query_only = ON")  # every write now fails inside SQLite, as on a full disk
+    with pytest.warns(RuntimeWarning, match=rf"^{re.escape(str(cache.path))}: could not write 1 vectors to the embedding cache"):
+        assert cache.put(["new"], np.zeros((1, 2), "float32")) is False
+    found, missing = cache.get(["kept", "new"])
+    assert list(found) == [0] and missing == [1]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from ragft_lib import stores
 from ragft_lib.stores import faiss as faiss_store  # where a save writes its files
-from ragft_lib.errors import ConfigError, IndexFormatError, StoreError
+from ragft_lib.errors import ConfigError, IndexFormatError, StoreError, WriteError
 from ragft_lib.stores import ChunkRecord, FaissStore, VectorStore
 
 KINDS = ["flat", "hnsw", "ivf", "ivfpq"]
@@ -174,7 +175,7 @@ def test_crash_during_save_leaves_previous_index(tmp_path, monkeypatch, fail_on)
         return real(path, data)
 
     monkeypatch.setattr(faiss_store, "_write_bytes", flaky)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(WriteError, match=rf"^{re.escape(str(tmp_path / 'idx'))}: could not save the index: disk full \(simulated\)"):
         s.save(tmp_path / "idx")
     monkeypatch.setattr(faiss_store, "_write_bytes", real)
     assert snapshot(FaissStore.load(tmp_path / "idx"), x[:2]) == before

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .._fields import spec, validate
-from ..errors import ConfigError, IndexFormatError, StoreError
+from ..errors import ConfigError, IndexFormatError, RagftError, StoreError, WriteError
 from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
 from .protocol import ChunkRecord, ReplaceStore, check_batch, check_k, check_queries, unique_ids
 
@@ -454,8 +454,20 @@ class FaissStore(ReplaceStore):
         (faiss's own binary format), ``records.jsonl`` and ``manifest.json`` (format version, faiss
         version, settings, metadata, sha256 of every file). A new version is written completely and
         fsynced before ``CURRENT`` is switched with an atomic rename, so a crash at any moment
-        leaves the previous version loadable; older versions are deleted afterwards.
+        leaves the previous version loadable; older versions are deleted afterwards. A write that
+        fails (disk full, no permission) raises :class:`~ragft_lib.errors.WriteError` naming the
+        folder; the version saved before stays loadable.
         """
+        try:
+            return self._save(path)
+        except RagftError:
+            raise
+        except OSError as exc:  # disk full, no permission, read-only file system ...
+            raise WriteError.from_os_error(
+                exc, path, "save the index",
+                "the previously saved index there, if any, is unchanged and still loadable") from exc
+
+    def _save(self, path: str | os.PathLike) -> Path:
         import faiss
 
         self._check_open()
