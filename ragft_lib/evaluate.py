@@ -36,6 +36,7 @@ False
 
 from __future__ import annotations
 
+import copy
 import re
 import string
 import unicodedata
@@ -56,7 +57,7 @@ __all__ = [
     "PairedComparison", "paired_compare", "paired_bootstrap_ci", "ratio_ci", "METRICS", "score_answers",
     "cited_markers", "cited_span", "citation_support", "citation_precision",
     "Accuracy", "answer_accuracy", "parse_json_object", "json_validity", "schema_match",
-    "option_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
+    "option_logprobs", "continuation_logprobs", "multiple_choice", "mc_options", "recall_at_k", "mrr", "answer_agreement",
     "answer_accuracies",
 ]
 
@@ -706,6 +707,75 @@ def option_logprobs(generator: "Generator", question: str, options: Sequence[str
         target = ids[0, 1:]
         lp = logp.gather(1, target[:, None])[:, 0]
         out.append(float(lp[n_prompt - 1:].sum()))
+    return out
+
+
+def continuation_logprobs(generator: "Generator", prompts: Sequence[str], continuations: Sequence[str], *,
+                          batch_size: int = 16) -> list[float]:
+    """Log-likelihood of each ``continuations[i]`` after ``prompts[i]`` (summed over its tokens), batched.
+
+    :func:`option_logprobs` for many (prompt, option) pairs at once. Pairs that share a prompt (the
+    options of one question) run the prompt once and the options ``batch_size`` at a time on a
+    copy of its key/value cache, so a 300-token RAG prompt with four options costs one prompt pass,
+    not four. Written here because the value needed — the summed log-probability of given tokens
+    after a shared prefix — is not a ``transformers`` function. Prompts are full model inputs
+    (:meth:`~ragft_lib.models.Generator.format_prompt` or a RAG prompt); the continuation is
+    tokenised on its own and appended, so every option follows the same prompt tokens.
+
+    >>> continuation_logprobs(gen, [gen.format_prompt("Capital of France?")] * 2, ["Paris.", "Lyon."])  # doctest: +SKIP
+    [-2.1, -9.7]
+    """
+    import torch
+
+    if isinstance(prompts, str) or isinstance(continuations, str):
+        raise ConfigError("prompts and continuations must be lists of strings, not one string", field="prompts")
+    if len(prompts) != len(continuations):
+        raise DataError(f"continuation_logprobs: {len(prompts)} prompts but {len(continuations)} continuations")
+    for name, seq in (("prompts", prompts), ("continuations", continuations)):
+        for i, t in enumerate(seq):
+            if not isinstance(t, str) or not t:
+                raise DataError(f"{name}[{i}]: expected a non-empty string, got {t!r:.60}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"must be an integer >= 1, got {batch_size!r}", field="batch_size")
+    tok = generator.tokenizer
+    model, device = generator.model, generator.model.device
+    p_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
+    c_ids = tok(list(continuations), add_special_tokens=False)["input_ids"]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(p_ids):  # options of one question share their prompt: run it once
+        groups.setdefault(tuple(p), []).append(i)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out = [0.0] * len(prompts)
+    with torch.inference_mode():
+        for prompt, members in groups.items():
+            n_p = len(prompt)
+            first = model(input_ids=torch.tensor([prompt], device=device), use_cache=True, logits_to_keep=1)
+            head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)  # predicts each option's first token
+            for start in range(0, len(members), batch_size):
+                idx = members[start:start + batch_size]
+                for i in idx:
+                    out[i] = float(head[c_ids[i][0]])
+                width = max(len(c_ids[i]) for i in idx) - 1
+                if width == 0:
+                    continue
+                # The option tokens but the last, right-padded, after the shared prompt's cache: row
+                # position j predicts option token j + 1.
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                for row, i in enumerate(idx):
+                    ids[row, :len(c_ids[i]) - 1] = torch.tensor(c_ids[i][:-1], dtype=torch.long)
+                mask = torch.ones((len(idx), n_p + width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    mask[row, n_p + len(c_ids[i]) - 1:] = 0
+                cache = copy.deepcopy(first.past_key_values)
+                cache.batch_repeat_interleave(len(idx))
+                positions = torch.arange(n_p, n_p + width)[None].expand(len(idx), -1)
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                               past_key_values=cache, use_cache=True).logits
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                for row, i in enumerate(idx):
+                    target = torch.tensor(c_ids[i][1:], device=device)
+                    if len(target):
+                        out[i] += float(logp[row, :len(target)].gather(1, target[:, None]).sum())
     return out
 
 

@@ -9,6 +9,8 @@ Results are cached by content (settings + experiment + ``EXPERIMENTS_VERSION``),
 showing the same experiment share one run.
 
 * :func:`new_knowledge` — facts the base model cannot know: closed-book, RAG, LoRA, the hybrids;
+* :func:`headline` — the headline comparison at n = 200, scored by log-likelihood, with settings
+  chosen on validation facts and the adapter trained with several seeds;
 * :func:`freshness` — the knowledge changes: re-index against retrain;
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
@@ -27,6 +29,7 @@ from .consistency import consistency
 from .context import ContextTokens, measured_context_tokens
 from .decision import decision_from_measurement
 from .freshness import freshness
+from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
 from .lab import Lab, stratified_sample
 from .latency import measured_latency
 from .new_knowledge import new_knowledge
@@ -35,4 +38,5 @@ from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
            "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
-           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result"]
+           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result",
+           "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]

@@ -1,0 +1,86 @@
+"""The headline experiment's pieces: settings, candidate replies, seed-averaged paired comparisons,
+and the batched log-likelihood scorer (against the one-at-a-time one)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ragft_lib.errors import ConfigError, DataError
+from ragft_lib.experiments import ExperimentResult, HeadlineSettings, compare_systems, per_question, summarise
+from ragft_lib.experiments.headline import _option_texts
+
+
+def test_settings_hold_the_sample_standard():
+    assert HeadlineSettings().n_test >= 200
+    with pytest.raises(ConfigError, match=r"^n_test: must be >= 100"):
+        HeadlineSettings(n_test=99)
+    with pytest.raises(ConfigError, match=r"^paraphrases: "):
+        HeadlineSettings(paraphrases=4)  # the last phrasing is the held-out question
+    with pytest.raises(ConfigError, match=r"^seeds: "):
+        HeadlineSettings(seeds=0)
+    assert HeadlineSettings().key() == HeadlineSettings().key() != HeadlineSettings(seeds=5).key()
+
+
+def test_option_texts_put_each_value_into_the_facts_sentence():
+    fact = SimpleNamespace(statement="Palstoumstead lies on the Stelnaela river.", answer="Stelnaela")
+    assert _option_texts(fact, ["Vaskora", "Stelnaela"]) == [
+        "Palstoumstead lies on the Vaskora river.", "Palstoumstead lies on the Stelnaela river."]
+    odd = SimpleNamespace(statement="It was founded long ago.", answer="1432")
+    assert _option_texts(odd, ["1432", "1501"]) == ["1432", "1501"]
+
+
+def _result():
+    rows = []
+    for q in range(4):
+        rows.append(dict(approach="rag", seed=-1, fact_id=q, attribute="a", scoring="mc", correct=q < 3))
+        rows.append(dict(approach="closed-book", seed=-1, fact_id=q, attribute="a", scoring="mc", correct=q == 0))
+        for seed in (0, 1, 2):
+            rows.append(dict(approach="lora-aug", seed=seed, fact_id=q, attribute="a", scoring="mc",
+                             correct=(q + seed) % 2 == 0))
+    frame = pd.DataFrame(rows)
+    return ExperimentResult("headline", frame, summarise(frame), {}, {}, {})
+
+
+def test_per_question_averages_the_seeds():
+    res = _result()
+    assert per_question(res, "lora-aug").tolist() == pytest.approx([2 / 3, 1 / 3, 2 / 3, 1 / 3])
+    assert per_question(res, "rag").tolist() == [1.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ConfigError, match="no 'mc' rows of approach 'nope'"):
+        per_question(res, "nope")
+
+
+def test_compare_systems_paired_exact_or_bootstrap_over_seeds():
+    res = _result()
+    exact = compare_systems(res, "rag", "closed-book")
+    assert (exact.n, exact.only_a, exact.only_b) == (4, 2, 0)
+    seed0 = compare_systems(res, "rag", "lora-aug", seed=0)  # one seed: 0/1 outcomes, exact test
+    assert seed0.n == 4 and seed0.value_b == 0.5
+    diff, lo, hi = compare_systems(res, "rag", "lora-aug")  # seed-averaged: paired bootstrap
+    assert diff == pytest.approx(0.75 - 0.5) and lo <= diff <= hi
+    with pytest.raises(ConfigError, match="for seed 7"):
+        compare_systems(res, "lora-aug", "rag", seed=7)
+
+
+def test_continuation_logprobs_rejects_bad_input():
+    from ragft_lib.evaluate import continuation_logprobs
+
+    gen = SimpleNamespace()
+    with pytest.raises(ConfigError, match="^prompts: "):
+        continuation_logprobs(gen, "a prompt", ["x"])
+    with pytest.raises(DataError, match="2 prompts but 1 continuations"):
+        continuation_logprobs(gen, ["a", "b"], ["x"])
+    with pytest.raises(DataError, match=r"continuations\[0\]: expected a non-empty string"):
+        continuation_logprobs(gen, ["a"], [""])
+
+
+@pytest.mark.slow
+def test_batched_scores_equal_one_at_a_time(generator):
+    from ragft_lib.evaluate import continuation_logprobs, option_logprobs
+
+    q, opts = "Which river flows through Palstoumstead?", ["It is the Vaskora.", "The Stelnaela river.", "No idea"]
+    one = option_logprobs(generator, q, opts)
+    batched = continuation_logprobs(generator, [generator.format_prompt(q)] * 3, opts, batch_size=2)
+    assert batched == pytest.approx(one, abs=1e-3)
