@@ -13,7 +13,7 @@ from .settings import ExperimentSettings
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import Generator
 
-__all__ = ["Lab", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows"]
+__all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -42,6 +42,21 @@ def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str =
     return [f for f in facts if id(f) in chosen]
 
 
+def experiment_retrieval() -> Any:
+    """The retrieval settings of every experiment: hybrid search with weighted fusion at dense weight
+    0.9, one hit per document, no title context — the library's default when the experiments'
+    results were computed.
+
+    Pinned here rather than read from :data:`ragft_lib.retrieval.DEFAULT_CONFIG`, because a cached
+    result is keyed by the experiment's settings: if the library's default moved, a cached RAG
+    accuracy would silently describe a retriever other than the one named. A change of these
+    settings is a change of the experiments (bump ``EXPERIMENTS_VERSION``).
+    """
+    from ..retrieval import RetrievalConfig
+
+    return RetrievalConfig(mode="hybrid", per_document=True, fusion="weighted", dense_weight=0.9, context="none")
+
+
 class Lab:
     """The shared pieces of the experiments, loaded once: the world, the base generator, a retriever."""
 
@@ -66,13 +81,15 @@ class Lab:
         return lab
 
     def retriever(self, documents: Sequence[Any] | None = None) -> Any:
-        """A retriever over the world's documents (a fresh one when ``documents`` is given)."""
+        """A retriever over the world's documents (a fresh one when ``documents`` is given), with the
+        experiments' pinned retrieval settings (:func:`experiment_retrieval`)."""
         from ..retrieval import Retriever
 
+        config = experiment_retrieval()
         if documents is not None:
-            return Retriever.from_documents(list(documents), progress=False)
+            return Retriever.from_documents(list(documents), progress=False, config=config)
         if self._retriever is None:
-            self._retriever = Retriever.from_documents(self.world.documents, progress=False)
+            self._retriever = Retriever.from_documents(self.world.documents, progress=False, config=config)
         return self._retriever
 
     def facts(self) -> list[Any]:
