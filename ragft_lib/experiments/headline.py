@@ -87,6 +87,18 @@ class HeadlineSettings:
     def __post_init__(self) -> None:
         validate(self)
 
+    @classmethod
+    def for_model(cls, generator: str | None = None, **overrides: Any) -> "HeadlineSettings":
+        """The sizes for ``generator``: the same questions, seeds and grids for every model; the
+        learning rate of :meth:`ExperimentSettings.for_model` (3e-3 for the packaged 135M model,
+        2e-4 for a 1.5B model on a GPU).
+
+        >>> HeadlineSettings.for_model(None).learning_rate
+        0.003
+        """
+        lr = ExperimentSettings.for_model(generator).learning_rate
+        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         import dataclasses
 
