@@ -33,7 +33,7 @@ from ..errors import ConfigError, DataError
 from .cache import cached_json, content_key
 from .lab import Lab, rag_prompts, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings
+from .settings import ExperimentSettings, answer_length_field, context_budget_field, generator_field, seed_field
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -57,9 +57,7 @@ class HeadlineSettings:
     ragft_lib.errors.ConfigError: n_test: must be >= 100 questions, got 50
     """
 
-    generator: str | None = spec(None, "str", label="Generator", nullable=True,
-                                 null_means="the packaged SmolLM2-135M-Instruct (CPU sizes)",
-                                 help="Hugging Face hub id or local folder of the generator.")
+    generator: str | None = generator_field()
     n_test: int = spec(200, "int", label="Test questions", unit="questions", min=100,
                        help="Held-out questions every system answers (the book's headline needs >= 200).")
     n_validation: int = spec(44, "int", label="Validation questions", unit="questions", min=11,
@@ -78,11 +76,9 @@ class HeadlineSettings:
                       help="Training seeds of the adapter at the chosen epochs.")
     n_free_form: int = spec(100, "int", label="Free-form subset", unit="questions", min=0,
                             help="Test questions also answered free-form (generated, scored by the strict scorer).")
-    max_new_tokens: int = spec(32, "int", label="Answer length", unit="tokens", min=1,
-                               help="Most tokens generated per free-form answer.")
-    context_tokens: int = spec(384, "int", label="Context budget", unit="tokens", min=16,
-                               help="Most tokens of retrieved context in a RAG prompt.")
-    seed: int = spec(0, "int", label="Seed", min=0, help="Seed of the fact samples and of the first adapter.")
+    max_new_tokens: int = answer_length_field()
+    context_tokens: int = context_budget_field()
+    seed: int = seed_field("Seed of the fact samples and of the first adapter.")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -8,7 +8,8 @@ from typing import Any
 from .._fields import spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
-__all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings"]
+__all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
+           "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -21,6 +22,29 @@ EXPERIMENT_VERSIONS: dict[str, int] = {"consistency": 2}  # 2: few-shot as solve
 APPROACHES_NEW_KNOWLEDGE = NEW_KNOWLEDGE_SYSTEMS
 
 JSON_SYSTEM = ('Reply with a JSON object and nothing else, exactly of the form {"answer": "<short answer>"}.')
+
+
+def generator_field() -> Any:
+    """The ``generator`` field of every experiment's settings (declared once, used by each)."""
+    return spec(None, "str", label="Generator", nullable=True,
+                null_means="the packaged SmolLM2-135M-Instruct (CPU sizes)",
+                help="Hugging Face hub id or local folder of the generator.")
+
+
+def answer_length_field(default: int = 32) -> Any:
+    """The ``max_new_tokens`` field: most tokens generated per answer."""
+    return spec(default, "int", label="Answer length", unit="tokens", min=1, help="Most tokens generated per answer.")
+
+
+def context_budget_field(default: int = 384) -> Any:
+    """The ``context_tokens`` field: most tokens of retrieved context in a RAG prompt."""
+    return spec(default, "int", label="Context budget", unit="tokens", min=16,
+                help="Most tokens of retrieved context in a RAG prompt.")
+
+
+def seed_field(help: str) -> Any:
+    """The ``seed`` field (``help`` says what it seeds)."""
+    return spec(0, "int", label="Seed", min=0, help=help)
 
 
 @dataclass
@@ -41,9 +65,7 @@ class ExperimentSettings:
     ragft_lib.errors.ConfigError: k: must be >= 1 chunks, got 0
     """
 
-    generator: str | None = spec(None, "str", label="Generator", nullable=True,
-                                 null_means="the packaged SmolLM2-135M-Instruct (CPU sizes)",
-                                 help="Hugging Face hub id or local folder of the generator.")
+    generator: str | None = generator_field()
     n_facts: int = spec(16, "int", label="Facts", unit="facts", min=2,
                         help="Facts of the invented world in the experiments (half change in the update batch).")
     epochs: float = spec(3, "number", label="Epochs", min=0, min_exclusive=True,
@@ -60,15 +82,13 @@ class ExperimentSettings:
                                         null_means="the same as epochs",
                                         help="Epochs of the adapters trained on retrieved context (RAFT, format).")
     k: int = spec(2, "int", label="Retrieved chunks", unit="chunks", min=1, help="Chunks retrieved per question.")
-    context_tokens: int = spec(384, "int", label="Context budget", unit="tokens", min=16,
-                               help="Most tokens of retrieved context in a RAG prompt.")
-    max_new_tokens: int = spec(32, "int", label="Answer length", unit="tokens", min=1,
-                               help="Most tokens generated per answer.")
+    context_tokens: int = context_budget_field()
+    max_new_tokens: int = answer_length_field()
     n_consistency: int = spec(4, "int", label="Consistency questions", unit="questions", min=1,
                               help="Questions asked under four variants in the consistency test.")
     n_format: int = spec(100, "int", label="Format questions", unit="questions", min=1,
                          help="Questions of the format (JSON) test for RAG, few-shot + RAG and the format adapter.")
-    seed: int = spec(0, "int", label="Seed", min=0, help="Seed of the fact sample and of every adapter.")
+    seed: int = seed_field("Seed of the fact sample and of every adapter.")
 
     def __post_init__(self) -> None:
         validate(self)
