@@ -61,6 +61,11 @@ def cost_inputs(draw: st.DrawFn) -> CostInputs:
         training_gpu_hours=draw(_pos(0, 100)),
         data_prep_usd=draw(_pos(0, 50_000)),
         finetuned_hosting_usd_per_month=draw(_pos(0, 3_000)),
+        few_shot_tokens_per_request=draw(_pos(0, 5_000)),
+        retrain_cadence_days=draw(st.none() | _pos(0.5, 400)),
+        index_tokens=draw(_pos(0, 1e10)),
+        reembed_tokens_per_update=draw(_pos(0, 1e9)),
+        embedding_price_per_1k_tokens_usd=draw(_pos(0, 0.01)),
     )
 
 
@@ -215,7 +220,8 @@ def test_crossover_is_consistent_with_the_cost_curves(x: CostInputs, pair: tuple
 def test_crossover_closed_form_by_hand() -> None:
     x = CostInputs(knowledge_update_days=None)
     rag, ft = cost_breakdown(x.replace(requests_per_day=1), "rag"), cost_breakdown(x.replace(requests_per_day=1), "fine-tune")
-    fixed = lambda b: b["vector_store"] + b["training"] + b["retraining"] + b["custom_model_hosting"]  # noqa: E731
+    fixed = lambda b: (b["vector_store"] + b["indexing"] + b["reembedding"] + b["training"] + b["retraining"]  # noqa: E731
+                       + b["custom_model_hosting"])
     slope = lambda b: b["generation_tokens"] + b["query_embedding"] + b["vector_search"]  # noqa: E731
     expected = (fixed(ft) - fixed(rag)) / (slope(rag) - slope(ft))
     c = crossover(x)
@@ -334,7 +340,7 @@ def test_plots_draw_curves_and_bars() -> None:
     import matplotlib.pyplot as plt
 
     ax = plot_costs(CostInputs())
-    assert [line.get_label() for line in ax.get_lines()[:3]] == list(APPROACHES)
+    assert [line.get_label() for line in ax.get_lines()[:4]] == list(APPROACHES)
     x = CostInputs()
     ax2 = plot_sensitivity(sensitivity(x), baseline=crossover(x).requests_per_day, top=5)
     assert len(ax2.patches) == 5
