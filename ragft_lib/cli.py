@@ -6,6 +6,7 @@
     ragft recommend examples/legal_drafting_style.yaml --json
     ragft cost --requests-per-day 50000 --knowledge-update-days 7 --hosting self-hosted
     ragft cost --knowledge-update-days none --json
+    ragft cost --requests-per-day 20000000 --knowledge-update-days none   # prints the break-even month
     ragft bench --questions 10                             # writes <cache>/latency_profile.json
     ragft bench --out profile.json --json
     ragft compare --docs my_docs/ --questions questions.jsonl --pairs pairs.jsonl --out report/
@@ -34,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, costs, crossover
+from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, break_even, costs, crossover
 from .errors import RagftError, WriteError
 
 __all__ = ["main", "default_profile_path"]
@@ -92,7 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print the recommendation as JSON")
 
     cost = sub.add_parser(
-        "cost", help="monthly cost of the three approaches and the fine-tuning crossover",
+        "cost", help="monthly cost of each approach, the fine-tuning crossover and its break-even month",
         description=f"Cost model; default prices as of {PRICES_AS_OF}: {PRICES_SOURCE}")
     for f in dataclasses.fields(CostInputs):  # absent flags stay absent (SUPPRESS): the defaults apply
         meta = f.metadata
@@ -107,6 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
         else:
             cost.add_argument(flag, dest=f.name, type=_number, metavar="N", help=helptext,
                               default=argparse.SUPPRESS)
+    cost.add_argument("--horizon-months", dest="horizon_months", type=_number, metavar="N", default=36,
+                      help="months over which cumulative costs are compared for the break-even month [default 36]")
     cost.add_argument("--json", action="store_true", help="print the result as JSON")
 
     bench = sub.add_parser(
@@ -238,6 +241,7 @@ def _cost(args: argparse.Namespace) -> str:
     names = [f.name for f in dataclasses.fields(CostInputs)]
     inputs = CostInputs.from_dict({n: getattr(args, n) for n in names if hasattr(args, n)})
     c = crossover(inputs)
+    b = break_even(inputs, horizon_months=args.horizon_months)
     table = costs(inputs)
     if args.json:
         return json.dumps({
@@ -246,11 +250,13 @@ def _cost(args: argparse.Namespace) -> str:
             "costs": table,
             "crossover": {"cheaper": c.cheaper, "than": c.than, "requests_per_day": c.requests_per_day,
                           "method": c.method, "text": str(c)},
+            "break_even": b.to_dict(),
         }, indent=2)
     lines = [f"At {inputs.requests_per_day:,.0f} requests/day ({inputs.hosting}, prices as of {PRICES_AS_OF}):"]
     for a in APPROACHES:
         lines.append(f"  {a:<10} ${table[a]['monthly_usd']:>12,.2f}/month   ${table[a]['per_request_usd']:.6f}/request")
     lines.append(f"Crossover: {c}.")
+    lines.append(f"Break-even: {b}.")
     return "\n".join(lines)
 
 
