@@ -304,7 +304,7 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     # what the measurements can conclude
     scored = {name: [float(x["correct"]) for x in r["rows"]] for name, r in results.items()} if eval_set else {}
     assessment = (assess(scored, generator=gen.name, floor=opts.floor, ceiling=opts.ceiling,
-                         min_questions=opts.min_questions) if eval_set else
+                         min_questions=opts.min_questions, target=opts.quality_target) if eval_set else
                   {"conclusive": False, "reasons": [], "remedies": [], "comparisons": [], "accuracy": {}, "n": 0})
     loads = [x for r in results.values() for x in r.get("load", [])]
     busy = load_warning(loads)

@@ -34,8 +34,11 @@ def _needed(n: int, difference: float, ci: Sequence[float]) -> int | None:
 
 
 def assess(scores: Mapping[str, Sequence[float]], *, generator: str, floor: float = 0.1, ceiling: float = 0.9,
-           min_questions: int = 30) -> dict[str, Any]:
+           min_questions: int = 30, target: float | None = None) -> dict[str, Any]:
     """Whether the per-question scores (0/1, the same questions for every approach) can decide.
+
+    With a quality ``target``, it is also inconclusive when the 95 % (Wilson) interval of RAG's or
+    the adapter's accuracy contains the target: the run cannot say whether it is sufficient.
 
     Returns ``{"conclusive", "reasons", "remedies", "comparisons"}``; ``comparisons`` holds the
     paired comparisons of :data:`PAIRS` that were run (``a``, ``b``, ``difference``, ``ci``,
@@ -68,6 +71,17 @@ def assess(scores: Mapping[str, Sequence[float]], *, generator: str, floor: floa
                        "about 20 points.")
         remedies.append(f"more evaluation questions (--questions with at least {min_questions}, or more --pairs "
                         "to hold out)")
+    if target is not None:
+        from .evaluate import wilson_ci
+
+        for name in ("rag", "lora"):
+            if name in scores and n:
+                est, lo, hi = wilson_ci(scores[name])
+                if lo < target < hi:
+                    reasons.append(f"Target undecided: {name}'s accuracy {est:.2f} has a 95 % interval "
+                                   f"[{lo:.2f}, {hi:.2f}] that contains the quality target {target:.2f}, so the run "
+                                   f"cannot say whether {name} is good enough.")
+                    remedies.append("more evaluation questions, to narrow the interval")
     comparisons = []
     for a, b in PAIRS:
         if a in scores and b in scores and n:

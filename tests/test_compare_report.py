@@ -34,6 +34,13 @@ def test_ceiling_too_few_questions_and_overlapping_intervals() -> None:
     assert any(r.startswith("about ") and "questions would separate" in r for r in close["remedies"])
 
 
+def test_an_interval_that_contains_the_quality_target_is_inconclusive() -> None:
+    scores = {"closed-book": [0.0] * 40, "rag": [1.0] * 26 + [0.0] * 14}       # rag 0.65, CI about [0.50, 0.78]
+    a = assess(scores, generator="g", target=0.6)
+    assert not a["conclusive"] and a["reasons"][0].startswith("Target undecided: rag's accuracy 0.65")
+    assert assess(scores, generator="g", target=0.3)["conclusive"]
+
+
 def test_a_clear_difference_on_enough_questions_is_conclusive() -> None:
     a = assess({"closed-book": [0.0] * 30 + [1.0] * 10, "rag": [1.0] * 36 + [0.0] * 4}, generator="g")
     assert a["conclusive"] and a["reasons"] == [] and a["comparisons"][0]["verdict"] == "supported"
@@ -115,3 +122,39 @@ def test_compare_options_are_declared_with_spec() -> None:
         CompareOptions(docs="d", out="o", floor=0.5, ceiling=0.4)
     with pytest.raises(ConfigError, match="^knowledge_update_days: "):
         CompareOptions(docs="d", out="o", knowledge_update_days=0)
+
+
+@pytest.mark.slow
+def test_compare_on_a_small_easy_corpus_is_inconclusive(tmp_path) -> None:
+    """The issue's run: four documents, six questions, the default generator."""
+    from ragft_lib.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    facts = {"refunds": "Refunds are accepted within 45 days of purchase. Keep the receipt.",
+             "shipping": "Standard shipping takes 6 business days. Express shipping costs 12 euros.",
+             "warranty": "The warranty lasts 24 months from delivery. It covers the battery.",
+             "support": "Support answers by email within 2 days. The phone line opens at 9 am."}
+    for name, text in facts.items():
+        (docs / f"{name}.txt").write_text(text)
+    qs = [("How many days are refunds accepted?", "45"), ("How long does standard shipping take?", "6 business days"),
+          ("How much does express shipping cost?", "12 euros"), ("How long does the warranty last?", "24 months"),
+          ("How fast does support answer by email?", "2 days"), ("When does the phone line open?", "9 am")]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in qs))
+    out = tmp_path / "report"
+    assert main(["compare", "--docs", str(docs), "--questions", str(questions), "--out", str(out),
+                 "--no-progress", "--requests-per-day", "5000"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "inconclusive"
+    assert any(r.startswith("Too few questions: 6") for r in report["assessment"]["reasons"])
+    rows = {r["input"]: r for r in report["inputs"]}
+    assert rows["requests_per_day"]["provenance"] == "given"
+    assert rows["knowledge_update_days"]["provenance"] == "assumed"
+    assert rows["rag_context_tokens_per_request"]["provenance"] == "measured"
+    assert all(r["provenance"] in ("measured", "given", "assumed") for r in report["inputs"])
+    md = (out / "report.md").read_text()
+    assert "## Verdict: inconclusive" in md and "What would make it decisive:" in md
+    assert "RAG measured insufficient" not in md and "Simulated" not in md
+    for row in report["load"]:
+        assert set(row) == {"load_1m", "cpus"}
