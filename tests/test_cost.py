@@ -488,3 +488,17 @@ def test_inputs_from_measurements_name_what_is_missing(measurements: dict, error
         cost_inputs_from_measurements(measurements)
     with pytest.raises(ConfigError, match="^rag_context_tokens_per_request: is measured"):
         cost_inputs_from_measurements({"context_tokens": 254}, given={"rag_context_tokens_per_request": 9})
+
+
+def test_context_for_crossover_is_where_the_order_flips() -> None:
+    from ragft_lib.cost import context_for_crossover
+
+    x = CostInputs(requests_per_day=1_000_000)
+    t = context_for_crossover(x)
+    below, above = x.replace(rag_context_tokens_per_request=t * 0.99), x.replace(rag_context_tokens_per_request=t * 1.01)
+    assert monthly_cost(below, "fine-tune") > monthly_cost(below, "rag")
+    assert monthly_cost(above, "fine-tune") < monthly_cost(above, "rag")
+    assert context_for_crossover(x.replace(hosting="self-hosted", knowledge_update_days=None), 1e7) > 0
+    assert context_for_crossover(x.replace(finetuned_token_price_multiplier=100)) is None
+    with pytest.raises(ConfigError, match="^cheaper: "):
+        context_for_crossover(x, cheaper="lora")

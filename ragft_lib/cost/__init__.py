@@ -28,8 +28,8 @@ from __future__ import annotations
 from .explorer import EXPLORER_FIELDS, CostExplorer, explorer
 from .measured import PROVENANCE, MeasuredCostInputs, cost_inputs_from_measurements
 from .model import (APPROACHES, DAYS_PER_MONTH, DEFAULT_PRICES, HOURS_PER_MONTH, PRICES_AS_OF, PRICES_SOURCE,
-                    CostInputs, Crossover, SensitivityRow, as_cost_inputs, cost_breakdown, cost_grid, cost_per_request,
-                    costs, crossover, monthly_cost, retrain_interval_days, sensitivity)
+                    CostInputs, Crossover, SensitivityRow, as_cost_inputs, context_for_crossover, cost_breakdown,
+                    cost_grid, cost_per_request, costs, crossover, monthly_cost, retrain_interval_days, sensitivity)
 from .over_time import BreakEven, break_even, cumulative_costs, plot_cumulative
 from .views import (SCENARIO_RANGES, SELF_HOSTED_SHARE, STATIC_SHARE, breakdown_frame, cheapest_by_volume,
                     plot_costs, plot_sensitivity, sample_inputs)
@@ -40,4 +40,4 @@ __all__ = [
     "sensitivity", "cost_grid", "plot_costs", "plot_sensitivity", "breakdown_frame", "SCENARIO_RANGES",
     "STATIC_SHARE", "SELF_HOSTED_SHARE", "sample_inputs", "cheapest_by_volume", "EXPLORER_FIELDS", "CostExplorer",
     "explorer", "as_cost_inputs", "retrain_interval_days", "BreakEven", "break_even", "cumulative_costs",
-    "plot_cumulative", "PROVENANCE", "MeasuredCostInputs", "cost_inputs_from_measurements"]
+    "plot_cumulative", "PROVENANCE", "MeasuredCostInputs", "cost_inputs_from_measurements", "context_for_crossover"]

@@ -51,7 +51,7 @@ from ..vocabulary import APPROACHES, PROMPT_ONLY, TRAINED_OR_RETRIEVED
 __all__ = [
     "APPROACHES", "DAYS_PER_MONTH", "HOURS_PER_MONTH", "PRICES_AS_OF", "PRICES_SOURCE", "DEFAULT_PRICES", "CostInputs",
     "cost_breakdown", "monthly_cost", "cost_per_request", "costs", "Crossover", "crossover", "SensitivityRow",
-    "sensitivity", "cost_grid", "as_cost_inputs", "retrain_interval_days"]
+    "sensitivity", "cost_grid", "as_cost_inputs", "retrain_interval_days", "context_for_crossover"]
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).
@@ -534,6 +534,40 @@ def crossover(inputs: CostInputs, cheaper: str = "fine-tune", than: str = "rag")
     if r == 0:
         return Crossover(cheaper, than, 0.0, "none", f"{cheaper} is cheaper at every volume")
     return Crossover(cheaper, than, float(r), "closed-form" if linear else "piecewise closed-form")
+
+
+def context_for_crossover(inputs: CostInputs, requests_per_day: float | None = None, cheaper: str = "fine-tune",
+                          than: str = "rag", max_tokens: float = 2e6) -> float | None:
+    """Retrieved-context tokens per request above which ``cheaper`` costs less a month than ``than``
+    at ``requests_per_day`` (default: the inputs' volume); ``None`` when it does not even at ``max_tokens``.
+
+    Bisection on :func:`monthly_cost` (60 halvings: exact to far below a token), because the GPU
+    floor of self-hosting makes the difference only piecewise linear in the context length.
+
+    >>> round(context_for_crossover(CostInputs(), requests_per_day=1_000_000))
+    715
+    >>> context_for_crossover(CostInputs(finetuned_token_price_multiplier=100), requests_per_day=100) is None
+    True
+    """
+    x = as_cost_inputs(inputs)
+    _check_approach(cheaper, "cheaper")
+    _check_approach(than, "than")
+    if requests_per_day is not None:
+        x = x.replace(requests_per_day=requests_per_day)
+
+    def wins(tokens: float) -> bool:
+        y = x.replace(rag_context_tokens_per_request=tokens)
+        return monthly_cost(y, cheaper) < monthly_cost(y, than)
+
+    if not wins(max_tokens):
+        return None
+    if wins(0.0):
+        return 0.0
+    lo, hi = 0.0, float(max_tokens)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if wins(mid) else (mid, hi)
+    return hi
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""How many tokens RAG adds to each request in this book's own pipeline: measured, not assumed."""
+"""How many tokens RAG, and a few-shot prompt, add to each request in this book's own pipeline:
+measured, not assumed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..errors import ConfigError
 from .lab import Lab, rag_prompts, stratified_sample
 from .settings import ExperimentSettings
 
-__all__ = ["ContextTokens", "measured_context_tokens"]
+__all__ = ["ContextTokens", "measured_context_tokens", "measured_few_shot_tokens"]
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,10 @@ class ContextTokens:
     high: int
     k: int
     context_budget: int
+    what: str = "RAG"
 
     def __str__(self) -> str:
-        return (f"RAG adds {self.mean:,.0f} prompt tokens per request on average (median {self.p50:,.0f}, "
+        return (f"{self.what} adds {self.mean:,.0f} prompt tokens per request on average (median {self.p50:,.0f}, "
                 f"p95 {self.p95:,.0f}, range {self.low:,}-{self.high:,}; k={self.k}, n={self.n} questions)")
 
 
@@ -54,3 +56,34 @@ def measured_context_tokens(settings: ExperimentSettings | None = None, *, n_que
     return ContextTokens(n=len(extra), mean=float(extra.mean()), p50=float(np.median(extra)),
                          p95=float(np.percentile(extra, 95)), low=int(extra.min()), high=int(extra.max()), k=s.k,
                          context_budget=s.context_tokens)
+
+
+def measured_few_shot_tokens(settings: ExperimentSettings | None = None, *, n_questions: int = 100,
+                             shots: int = 3) -> ContextTokens:
+    """The tokens a few-shot prompt adds to each request: ``shots`` solved turns (the question and
+    answer of other training facts, as chat turns before the question, as chapter 32's few-shot arm
+    is prompted) minus the closed-book prompt of the same question, over ``n_questions`` held-out
+    questions. Tokenizer only: no generation, no index.
+
+    >>> measured_few_shot_tokens(n_questions=10).mean > 0      # doctest: +SKIP
+    True
+    """
+    import numpy as np
+
+    from ..datasets import few_shot_messages
+
+    s = settings or ExperimentSettings()
+    for name, value, lo in (("n_questions", n_questions, 1), ("shots", shots, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ConfigError(f"must be an integer >= {lo}, got {value!r}", field=name)
+    lab = Lab.get(s)
+    gen = lab.generator
+    facts = stratified_sample(lab.world.facts, n_questions, seed=s.seed)
+    used = {f.id for f in facts}
+    pool = stratified_sample([f for f in lab.world.facts_in("train") if f.id not in used], shots, seed=s.seed + 1)
+    examples = [{"prompt": f.question, "completion": f.answer} for f in pool]
+    extra = np.array([gen.count_tokens(gen.format_prompt(few_shot_messages(examples, f.heldout_question)))
+                      - gen.count_tokens(gen.format_prompt(f.heldout_question)) for f in facts])
+    return ContextTokens(n=len(extra), mean=float(extra.mean()), p50=float(np.median(extra)),
+                         p95=float(np.percentile(extra, 95)), low=int(extra.min()), high=int(extra.max()), k=shots,
+                         context_budget=0, what=f"A {shots}-example few-shot prompt")
