@@ -498,7 +498,10 @@ def test_context_for_crossover_is_where_the_order_flips() -> None:
     below, above = x.replace(rag_context_tokens_per_request=t * 0.99), x.replace(rag_context_tokens_per_request=t * 1.01)
     assert monthly_cost(below, "fine-tune") > monthly_cost(below, "rag")
     assert monthly_cost(above, "fine-tune") < monthly_cost(above, "rag")
-    assert context_for_crossover(x.replace(hosting="self-hosted", knowledge_update_days=None), 1e7) > 0
-    assert context_for_crossover(x.replace(finetuned_token_price_multiplier=100)) is None
+    gpu = x.replace(hosting="self-hosted", knowledge_update_days=None, requests_per_day=1e7)
+    assert context_for_crossover(gpu) == 0.0            # cheaper even without context: the saved instructions
+    assert monthly_cost(gpu.replace(rag_context_tokens_per_request=0), "fine-tune") < monthly_cost(
+        gpu.replace(rag_context_tokens_per_request=0), "rag")
+    assert context_for_crossover(x.replace(finetuned_token_price_multiplier=100), max_tokens=10_000) is None
     with pytest.raises(ConfigError, match="^cheaper: "):
         context_for_crossover(x, cheaper="lora")

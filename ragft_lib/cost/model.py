@@ -546,7 +546,7 @@ def context_for_crossover(inputs: CostInputs, requests_per_day: float | None = N
 
     >>> round(context_for_crossover(CostInputs(), requests_per_day=1_000_000))
     715
-    >>> context_for_crossover(CostInputs(finetuned_token_price_multiplier=100), requests_per_day=100) is None
+    >>> context_for_crossover(CostInputs(finetuned_token_price_multiplier=100), 100, max_tokens=10_000) is None
     True
     """
     x = as_cost_inputs(inputs)
