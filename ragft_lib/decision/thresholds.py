@@ -43,8 +43,9 @@ LARGE_KB_DOCUMENTS = 10_000
 #: Knowledge bases from this many documents favour RAG strongly.
 VERY_LARGE_KB_DOCUMENTS = 100_000
 
-#: Dimensions that are about facts (favour retrieval) and about behaviour (favour training).
+#: Dimensions that are about facts (they favour retrieval).
 FACT_DIMENSIONS = ("knowledge freshness", "citations", "audit", "knowledge base size")
+#: Dimensions that are about behaviour (they favour training).
 BEHAVIOUR_DIMENSIONS = ("output format", "vocabulary", "style")
 
 _ASSUMED = "this book's assumption: "
