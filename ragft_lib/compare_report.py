@@ -167,14 +167,14 @@ def render_markdown(r: Mapping[str, Any], rec: Any) -> str:
              f"{r['documents']} documents, {r['chunks']} chunks (indexed in {r['index_s']:.1f} s); generator "
              f"`{r['generator']}`, embedder `{r['embedder']}`.", ""]
     if r["verdict"] == "inconclusive":
-        lines += ["## Verdict: inconclusive", "",
+        lines += ["## Outcome: inconclusive", "",
                   "The measurements cannot separate the approaches, so this run gives no verdict:", ""]
         lines += [f"- {x}" for x in a["reasons"]]
         lines += ["", "What would make it decisive: " + "; ".join(a["remedies"]) + ".", "",
                   f"_Without the quality measurement, the rules and the assumed inputs alone would say "
                   f"**{rec.approach}**; that is not a measured verdict._", ""]
     else:
-        lines += [f"## Verdict: {r['verdict']}", "", rec.summary, ""]
+        lines += [f"## Outcome: {r['verdict']}", "", rec.summary, ""]
     if r.get("load_warning"):
         lines += [f"**Warning.** {r['load_warning']}", ""]
     lines += [f"- {n}" for n in r["notes"]] + [""]
@@ -215,7 +215,9 @@ def render_markdown(r: Mapping[str, Any], rec: Any) -> str:
     assumed = [row["input"] for row in r["inputs"] if row["decides"] and row["provenance"] == "assumed"]
     lines += ["", ("Assumed inputs that decide the verdict (state them to make it yours): " + ", ".join(assumed) + ".")
               if assumed else "No assumed input decides the verdict on its own.", "",
-              rec.to_markdown(headings=True).replace("## Verdict:", "## Rules-based verdict:", 1), ""]
+              "The decision rules' report on the inputs above"
+              + (" (not a measured verdict: the outcome is inconclusive)" if r["verdict"] == "inconclusive" else "")
+              + ":", "", rec.to_markdown(headings=True), ""]
     if r["stages_reused"]:
         lines += [f"_Reused finished stages: {', '.join(r['stages_reused'])}._", ""]
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def _report(scores: dict[str, list[float]], busy: bool = False, labels: int = 0)
 def test_the_report_says_inconclusive_and_marks_every_input() -> None:
     report, rec = _report({"closed-book": [0.0] * 6, "rag": [0.0] * 6}, busy=True)
     md = render_markdown(report, rec)
-    assert md.splitlines()[4] == "## Verdict: inconclusive"
+    assert md.splitlines()[4] == "## Outcome: inconclusive"
     assert "Floor effect" in md and "What would make it decisive: a larger --generator" in md
     assert "RAG measured insufficient" not in md
     assert "## Answer quality and latency (measured on this machine)" in md and "Simulated" not in md
@@ -154,7 +154,7 @@ def test_compare_on_a_small_easy_corpus_is_inconclusive(tmp_path) -> None:
     assert rows["rag_context_tokens_per_request"]["provenance"] == "measured"
     assert all(r["provenance"] in ("measured", "given", "assumed") for r in report["inputs"])
     md = (out / "report.md").read_text()
-    assert "## Verdict: inconclusive" in md and "What would make it decisive:" in md
+    assert "## Outcome: inconclusive" in md and "What would make it decisive:" in md
     assert "RAG measured insufficient" not in md and "Simulated" not in md
     for row in report["load"]:
         assert set(row) == {"load_1m", "cpus"}
