@@ -6,6 +6,7 @@
     ragft recommend examples/legal_drafting_style.yaml --json
     ragft cost --requests-per-day 50000 --knowledge-update-days 7 --hosting self-hosted
     ragft cost --knowledge-update-days none --json
+    ragft cost --requests-per-day 20000000 --knowledge-update-days none   # prints the break-even month
     ragft bench --questions 10                             # writes <cache>/latency_profile.json
     ragft bench --out profile.json --json
     ragft compare --docs my_docs/ --questions questions.jsonl --pairs pairs.jsonl --out report/
@@ -34,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, costs, crossover
+from .cost import APPROACHES, PRICES_AS_OF, PRICES_SOURCE, CostInputs, break_even, costs, crossover
 from .errors import RagftError, WriteError
 
 __all__ = ["main", "default_profile_path"]
@@ -92,7 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print the recommendation as JSON")
 
     cost = sub.add_parser(
-        "cost", help="monthly cost of the three approaches and the fine-tuning crossover",
+        "cost", help="monthly cost of each approach, the fine-tuning crossover and its break-even month",
         description=f"Cost model; default prices as of {PRICES_AS_OF}: {PRICES_SOURCE}")
     for f in dataclasses.fields(CostInputs):  # absent flags stay absent (SUPPRESS): the defaults apply
         meta = f.metadata
@@ -107,6 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
         else:
             cost.add_argument(flag, dest=f.name, type=_number, metavar="N", help=helptext,
                               default=argparse.SUPPRESS)
+    cost.add_argument("--horizon-months", dest="horizon_months", type=_number, metavar="N", default=36,
+                      help="months over which cumulative costs are compared for the break-even month [default 36]")
     cost.add_argument("--json", action="store_true", help="print the result as JSON")
 
     bench = sub.add_parser(
@@ -125,7 +128,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "compare", help="closed-book vs RAG (vs LoRA and hybrid) measured on your documents; writes a report",
         description="Measure retrieval quality, answer quality per approach, latency and cost on a folder of "
                     "documents, and ask the decision engine for a verdict. Writes report.md, report.json and "
-                    "PNG figures to --out. Finished stages are cached under OUT/.stages and reused on restart.")
+                    "PNG figures to --out. Finished stages are cached by content in ragft's cache folder and "
+                    "reused on restart. When the measurements cannot separate the approaches the verdict is "
+                    "'inconclusive', with what would make it decisive.")
     cmp_.add_argument("--docs", required=True, metavar="DIR", help="folder of .txt/.md/.html/.jsonl/.pdf documents")
     cmp_.add_argument("--pairs", metavar="FILE",
                       help="labeled pairs to fine-tune on (JSONL question/answer or prompt/completion)")
@@ -133,8 +138,14 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="evaluation questions (JSONL question/answer or prompt/completion)")
     cmp_.add_argument("--generator", metavar="ID", help="generator model id (default: the packaged SmolLM2-135M)")
     cmp_.add_argument("--no-finetune", action="store_true", help="skip LoRA training even when pairs are given")
-    cmp_.add_argument("--requests-per-day", type=_positive_number, default=1000.0, metavar="N",
-                      help="expected volume (default 1000)")
+    cmp_.add_argument("--requests-per-day", type=_positive_number, default=None, metavar="N",
+                      help="expected volume (not given: 1,000 is assumed, and the report says so)")
+    cmp_.add_argument("--knowledge-update-days", type=_positive_number, default=None, metavar="N",
+                      help="days between changes to the documents' facts (not given: 30 is assumed, and the "
+                           "report says so)")
+    cmp_.add_argument("--static-knowledge", action="store_true", help="the documents' facts never change")
+    cmp_.add_argument("--quality-target", type=_positive_number, default=0.6, metavar="X",
+                      help="accuracy an approach must reach to count as sufficient (default 0.6)")
     cmp_.add_argument("--k", type=_positive_int, default=2, help="chunks retrieved per question (default 2)")
     cmp_.add_argument("--epochs", type=_positive_number, default=4, help="LoRA epochs (default 4)")
     cmp_.add_argument("--max-questions", type=_positive_int, default=24, metavar="N",
@@ -238,6 +249,7 @@ def _cost(args: argparse.Namespace) -> str:
     names = [f.name for f in dataclasses.fields(CostInputs)]
     inputs = CostInputs.from_dict({n: getattr(args, n) for n in names if hasattr(args, n)})
     c = crossover(inputs)
+    b = break_even(inputs, horizon_months=args.horizon_months)
     table = costs(inputs)
     if args.json:
         return json.dumps({
@@ -246,11 +258,13 @@ def _cost(args: argparse.Namespace) -> str:
             "costs": table,
             "crossover": {"cheaper": c.cheaper, "than": c.than, "requests_per_day": c.requests_per_day,
                           "method": c.method, "text": str(c)},
+            "break_even": b.to_dict(),
         }, indent=2)
     lines = [f"At {inputs.requests_per_day:,.0f} requests/day ({inputs.hosting}, prices as of {PRICES_AS_OF}):"]
     for a in APPROACHES:
         lines.append(f"  {a:<10} ${table[a]['monthly_usd']:>12,.2f}/month   ${table[a]['per_request_usd']:.6f}/request")
     lines.append(f"Crossover: {c}.")
+    lines.append(f"Break-even: {b}.")
     return "\n".join(lines)
 
 
@@ -262,16 +276,21 @@ def _compare(args: argparse.Namespace) -> str:
         opts = CompareOptions(docs=args.docs, out=args.out, pairs=args.pairs, questions=args.questions,
                               generator=args.generator, finetune=not args.no_finetune,
                               requests_per_day=args.requests_per_day, k=args.k, epochs=args.epochs,
-                              max_questions=args.max_questions, progress=not args.no_progress)
+                              max_questions=args.max_questions, progress=not args.no_progress,
+                              knowledge_update_days=args.knowledge_update_days,
+                              static_knowledge=args.static_knowledge, quality_target=args.quality_target)
         r = run_compare(opts)
     except ConfigError as err:  # name the flag, not the option's field
         if err.field and not err.field.startswith("-") and hasattr(args, err.field):
             msg = str(err)[len(err.field) + 2:] if str(err).startswith(f"{err.field}: ") else str(err)
             raise ConfigError(msg, field="--" + err.field.replace("_", "-")) from None
         raise
-    verdict = r["recommendation"].get("approach")
+    verdict = r["verdict"]
+    if verdict == "inconclusive":
+        verdict += " (" + r["assessment"]["reasons"][0].split(":")[0].lower() + "; see the report)"
+    warning = f"\nWarning: {r['load_warning']}" if r.get("load_warning") else ""
     return (f"Report written to {args.out}/report.md ({len(r['approaches'])} approaches, "
-            f"{r['documents']} documents, {r['wall_time_s']:.0f} s). Verdict: {verdict}.")
+            f"{r['documents']} documents, {r['wall_time_s']:.0f} s). Verdict: {verdict}.{warning}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,9 +6,16 @@ trained on them and with that adapter inside RAG), measures per-request latency,
 approaches at the stated volume and asks :func:`~ragft_lib.decision.recommend` for a verdict.
 It writes ``report.md``, ``report.json`` and PNG figures to the output folder.
 
-Every stage's result is cached under ``OUT/.stages`` by the content of its inputs, so a run that is
-interrupted and restarted reuses the finished stages; LoRA adapters are reused through
-:func:`~ragft_lib.finetune.train_or_load`.
+Every stage's result is cached by the content of its inputs in the one content-keyed cache of the
+experiments (:mod:`ragft_lib.experiments.cache`), so a run that is interrupted and restarted reuses
+the finished stages; LoRA adapters are reused through :func:`~ragft_lib.finetune.train_or_load`.
+Timings are stored with the machine's load average and CPU count, and the report warns when the
+machine was busier than its CPUs while timing.
+
+The report says **inconclusive** when the measurements cannot separate the approaches (a floor or
+ceiling effect, overlapping paired intervals, too few questions; :func:`~ragft_lib.compare_report.assess`),
+with what would make it decisive; it marks every input of the verdict as measured, given or
+assumed, and names the assumed ones that decide it.
 
 Evaluation questions come from ``--questions`` (JSONL ``{"question", "answer"}``, or
 ``{"prompt", "completion"}`` as for training: :mod:`ragft_lib.pairs`); without them, a
@@ -18,10 +25,8 @@ retrieval is, by known-item search (a sentence sampled from a chunk must retriev
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
-import math
-import numbers
 import os
 import random
 import re
@@ -30,7 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ._fields import field_specs, spec, validate
+from .compare_report import assess, input_rows, load_warning, machine_load, render_markdown
 from .errors import ConfigError, DataError, WriteError
+from .experiments.cache import cached_json, content_key, result_path
 from .pairs import read_pairs as _read_pairs
 
 __all__ = ["CompareOptions", "prepare_output_folder", "read_pairs", "run_compare"]
@@ -38,54 +46,72 @@ __all__ = ["CompareOptions", "prepare_output_folder", "read_pairs", "run_compare
 
 @dataclass
 class CompareOptions:
-    """Settings of :func:`run_compare`, checked on creation: a bad value raises
-    :class:`~ragft_lib.errors.ConfigError` naming the field before any work starts.
+    """Settings of :func:`run_compare`, declared with :func:`~ragft_lib._fields.spec` and checked on
+    creation: a bad value raises :class:`~ragft_lib.errors.ConfigError` naming the field before any
+    work starts.
 
     >>> CompareOptions(docs="docs", out="report", max_questions=0)
     Traceback (most recent call last):
     ...
-    ragft_lib.errors.ConfigError: max_questions: must be a positive integer, got 0
+    ragft_lib.errors.ConfigError: max_questions: must be >= 1 questions, got 0
     """
 
-    docs: str
-    out: str
-    pairs: str | None = None
-    questions: str | None = None
-    generator: str | None = None
-    finetune: bool = True
-    requests_per_day: float = 1000.0
-    k: int = 2
-    max_questions: int = 24
-    epochs: float = 4
-    max_length: int = 128
-    progress: bool = True
-    seed: int = 0
-    quality_target: float = 0.6
+    docs: str = spec(dataclasses.MISSING, "path", label="Documents", example="docs",
+                     help="Folder of .txt/.md/.html/.jsonl/.pdf documents to compare the approaches on.")
+    out: str = spec(dataclasses.MISSING, "path", label="Report folder", example="report",
+                    help="Folder the report, its JSON and its figures are written to.")
+    pairs: str | None = spec(None, "path", label="Labeled pairs", nullable=True, null_means="no fine-tuning",
+                             help="JSONL question/answer pairs to fine-tune on (a quarter is held out without "
+                                  "--questions).")
+    questions: str | None = spec(None, "path", label="Evaluation questions", nullable=True,
+                                 null_means="held-out pairs, or retrieval only",
+                                 help="JSONL question/answer pairs the approaches are scored on.")
+    generator: str | None = spec(None, "str", label="Generator", nullable=True, null_means="the packaged SmolLM2-135M",
+                                 help="Hugging Face id or folder of the generator model.")
+    finetune: bool = spec(True, "bool", label="Fine-tune", help="Train and evaluate a LoRA adapter when pairs are given.")
+    requests_per_day: float | None = spec(
+        None, "float", label="Requests per day", unit="requests/day", min=0, min_exclusive=True, max=1e12,
+        nullable=True, null_means="not stated: 1,000 is assumed, and the report says so",
+        help="Expected volume, for the cost model.")
+    knowledge_update_days: float | None = spec(
+        None, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True, max=36_500,
+        nullable=True, null_means="not stated: the decision's default is assumed, and the report says so",
+        help="How often the facts in the documents change.")
+    static_knowledge: bool = spec(False, "bool", label="Static knowledge",
+                                  help="The documents' facts never change (overrides the days between changes).")
+    k: int = spec(2, "int", label="Chunks retrieved", unit="chunks", min=1, max=100,
+                  help="Chunks retrieved per question.")
+    max_questions: int = spec(24, "int", label="Most questions", unit="questions", min=1, max=1_000_000,
+                              help="Evaluation questions used at most.")
+    epochs: float = spec(4.0, "float", label="LoRA epochs", unit="epochs", min=0, min_exclusive=True, max=1_000,
+                         help="Epochs of LoRA training.")
+    max_length: int = spec(128, "int", label="Training length", unit="tokens", min=1, max=100_000,
+                           help="Longest training example in tokens.")
+    progress: bool = spec(True, "bool", label="Progress bars", help="Show progress bars.")
+    seed: int = spec(0, "int", label="Seed", min=0, max=2**32 - 1, help="Seed of sampling and the held-out split.")
+    quality_target: float = spec(
+        0.6, "float", label="Quality target", unit="accuracy", min=0, min_exclusive=True, max=1,
+        help="Accuracy an approach must reach to count as sufficient (this book's assumption unless given).")
+    floor: float = spec(
+        0.1, "float", label="Floor", unit="accuracy", min=0, max=1,
+        help="When every approach scores at or below this, the run is inconclusive (this book's assumption).")
+    ceiling: float = spec(
+        0.9, "float", label="Ceiling", unit="accuracy", min=0, max=1,
+        help="When every approach scores at or above this, the run is inconclusive (this book's assumption).")
+    min_questions: int = spec(
+        30, "int", label="Fewest questions to decide", unit="questions", min=1, max=1_000_000,
+        help="Fewer evaluation questions than this make the run inconclusive (this book's assumption: below it "
+             "a 95 % interval is wider than about 20 points).")
 
     def __post_init__(self) -> None:
-        from .models import positive_int
+        validate(self)
+        if self.ceiling <= self.floor:
+            raise ConfigError(f"must be > floor ({self.floor:g}), got {self.ceiling!r}", field="ceiling")
 
-        for name in ("docs", "out"):
-            value = getattr(self, name)
-            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-                raise ConfigError(f"must be a path, got {value!r}", field=name)
-        for name in ("pairs", "questions", "generator"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, (str, os.PathLike)) or not str(value).strip()):
-                raise ConfigError(f"must be a non-empty string or None, got {value!r}", field=name)
-        for name in ("k", "max_questions", "max_length"):
-            setattr(self, name, positive_int(getattr(self, name), name))
-        for name, lo, hi in (("requests_per_day", 0.0, math.inf), ("epochs", 0.0, math.inf),
-                             ("quality_target", 0.0, 1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo < value <= hi:
-                bound = f"> {lo:g}" + (f" and <= {hi:g}" if hi != math.inf else "")
-                raise ConfigError(f"must be a number {bound}, got {value!r}", field=name)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise ConfigError(f"must be an integer >= 0, got {self.seed!r}", field="seed")
-        for name in ("finetune", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"must be True or False, got {getattr(self, name)!r}", field=name)
+    @classmethod
+    def field_specs(cls) -> list[dict[str, Any]]:
+        """JSON-ready metadata of every option."""
+        return field_specs(cls)
 
 
 def prepare_output_folder(path: str | os.PathLike, field: str = "out") -> Path:
@@ -123,30 +149,6 @@ def read_pairs(path: str | os.PathLike, what: str = "pairs") -> list[dict[str, A
     a bad line raises :class:`~ragft_lib.errors.DataError` naming the file and line.
     The shared reader :func:`ragft_lib.pairs.read_pairs` does the work."""
     return _read_pairs(path, what)
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class _Stages:
-    """Content-keyed cache of finished stages (JSON files under ``OUT/.stages``)."""
-
-    def __init__(self, out: Path):
-        self.dir = out / ".stages"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.reused: list[str] = []
-
-    def run(self, name: str, key: str, fn: Callable[[], Any]) -> Any:
-        path = self.dir / f"{name}-{key}.json"
-        if path.is_file():
-            self.reused.append(name)
-            return json.loads(path.read_text())
-        value = fn()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, default=str))
-        os.replace(tmp, path)
-        return value
 
 
 def _bar(items: Sequence[Any], desc: str, enabled: bool) -> Any:
@@ -191,9 +193,16 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
         if not any(answer_contained(d.text, q["answer"]) for d in docs):
             raise DataError(f"{opts.questions}:{q['line']}: the answer {q['answer']!r} appears in no document, "
                             "so no approach can be checked against the documents")
-    stages = _Stages(out)
-    corpus_key = _key([(d.id, d.text) for d in docs])
+    reused: list[str] = []
+    corpus_key = content_key({"docs": [(d.id, d.text) for d in docs]})
     notes: list[str] = []
+
+    def stage(name: str, payload: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A finished stage from the experiments' content-keyed cache, or ``fn()`` run and stored there."""
+        key = content_key({"stage": name, "corpus": corpus_key, **payload})
+        if result_path(f"compare-{name}", key).is_file():
+            reused.append(name)
+        return cached_json(f"compare-{name}", key, fn)
 
     # evaluation set
     rng = random.Random(opts.seed)
@@ -239,7 +248,8 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
         return {"method": method, "n": len(qs), "k": opts.k, f"recall@{opts.k}": recall_at_k(ranked, rel, opts.k),
                 "recall@5": recall_at_k(ranked, rel, 5), "mrr": mrr(ranked, rel)}
 
-    retrieval = stages.run("retrieval", _key(corpus_key, eval_set, opts.k, opts.seed, opts.max_questions), retrieval_stage)
+    retrieval = stage("retrieval", {"eval": eval_set, "k": opts.k, "seed": opts.seed, "max_questions": opts.max_questions},
+                      retrieval_stage)
 
     gen = load_generator(opts.generator)
     approaches: dict[str, Any] = {"closed-book": gen, "rag": gen}
@@ -262,19 +272,22 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
         def answer_stage(name: str = name, g: Any = g) -> dict[str, Any]:
             pipe = RAGPipeline(retriever, g, k=opts.k, context_tokens=512, max_new_tokens=32)
             rows = []
+            load = [machine_load()]
             items = eval_set or [{"question": s, "answer": None} for s, _ in _known_item_queries(docs, 6, opts.seed + 1)]
             for q in _bar(items, name, opts.progress):
                 t = time.perf_counter()
                 a = pipe.answer(q["question"]) if "rag" in name else closed_book(g, q["question"], max_new_tokens=32)
                 ms = 1000 * (time.perf_counter() - t)
                 rows.append({"question": q["question"], "answer": q["answer"], "prediction": a.text, "ms": ms,
-                             "correct": None if q["answer"] is None else bool(answer_contained(a.text, q["answer"])),
+                             "correct": None if q["answer"] is None else bool(
+                                 answer_contained(a.text, q["answer"], question=q["question"])),
                              "cited": [h.source for h in a.citations],
                              "prompt_tokens": g.count_tokens(a.prompt)})
-            return {"rows": rows}
+            load.append(machine_load())
+            return {"rows": rows, "load": load, "scoring": "answer_contained, strict about echoes of the question"}
 
-        key = _key(corpus_key, name, g.name, train_info.get("adapter"), eval_set, opts.k, opts.seed)
-        results[name] = stages.run(f"answers-{name}", key, answer_stage)
+        results[name] = stage(f"answers-{name}", {"generator": g.name, "adapter": train_info.get("adapter"),
+                                                  "eval": eval_set, "k": opts.k, "seed": opts.seed}, answer_stage)
 
     summary = []
     for name, r in results.items():
@@ -288,40 +301,115 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
             row.update(accuracy=est, lo=lo, hi=hi)
         summary.append(row)
 
-    # cost and decision
-    from .cost import CostInputs, costs, crossover
-    from .decision import Scenario, recommend
-
+    # what the measurements can conclude
+    scored = {name: [float(x["correct"]) for x in r["rows"]] for name, r in results.items()} if eval_set else {}
+    assessment = (assess(scored, generator=gen.name, floor=opts.floor, ceiling=opts.ceiling,
+                         min_questions=opts.min_questions, target=opts.quality_target) if eval_set else
+                  {"conclusive": False, "reasons": [], "remedies": [], "comparisons": [], "accuracy": {}, "n": 0})
+    loads = [x for r in results.values() for x in r.get("load", [])]
+    busy = load_warning(loads)
     by = {r["approach"]: r for r in summary}
-    ctx = max(0.0, by["rag"]["prompt_tokens"] - by["closed-book"]["prompt_tokens"])
-    ci = CostInputs.from_dict({"requests_per_day": opts.requests_per_day, "rag_context_tokens_per_request": ctx or 1.0})
-    table = costs(ci)
-    cross = crossover(ci)
-    rag_ok = None if not eval_set else by["rag"]["accuracy"] >= opts.quality_target
-    sc = Scenario(requests_per_day=opts.requests_per_day, labeled_examples=len(pairs), kb_documents=len(docs),
-                  rag_quality_sufficient=rag_ok)
-    latency = {"rag": {p: by["rag"][f"{p}_ms"] for p in ("p50", "p95", "p99")},
-               "fine-tune": {p: by["lora" if "lora" in by else "closed-book"][f"{p}_ms"] for p in ("p50", "p95", "p99")},
-               "hybrid": {p: by["lora+rag" if "lora+rag" in by else "rag"][f"{p}_ms"] for p in ("p50", "p95", "p99")}}
-    rec = recommend(sc, cost_inputs=ci, latency=latency)
+    sc, ci, provenance, rec = _decision(opts, by, pairs, docs, assessment, bool(eval_set), notes)
+    deciding = _deciding(sc, ci, rec)
+    from .cost import break_even, costs, crossover
 
+    verdict = "inconclusive" if eval_set and not assessment["conclusive"] else rec.approach
     report = {
         "docs": str(docs_dir), "documents": len(docs), "chunks": retriever.num_chunks, "index_s": index_s,
         "generator": gen.name, "embedder": retriever.embedder.name, "notes": notes, "retrieval": retrieval,
-        "approaches": summary, "training": train_info, "requests_per_day": opts.requests_per_day,
-        "measured_context_tokens": ctx, "costs": table, "crossover": str(cross),
-        "recommendation": rec.to_dict(), "stages_reused": stages.reused,
+        "approaches": summary, "training": train_info, "requests_per_day": ci.inputs.requests_per_day,
+        "measured_context_tokens": ci.inputs.rag_context_tokens_per_request, "costs": costs(ci.inputs),
+        "crossover": str(crossover(ci.inputs)), "break_even": str(break_even(ci.inputs)),
+        "verdict": verdict, "assessment": assessment, "load": loads, "load_warning": busy,
+        "inputs": input_rows(sc.to_dict(), provenance, ci, deciding),
+        "recommendation": rec.to_dict(), "stages_reused": reused,
         "wall_time_s": time.perf_counter() - t_start,
         "examples": {n: r["rows"][:3] for n, r in results.items()},
     }
     try:
-        _figures(report, ci, out)
+        _figures(report, ci.inputs, out)
         (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-        (out / "report.md").write_text(_markdown(report, rec))
+        (out / "report.md").write_text(render_markdown(report, rec))
     except OSError as exc:  # disk full, folder removed meanwhile ...
         raise WriteError.from_os_error(exc, out, "write the report",
-                                       f"the measured stages are kept in {stages.dir} and reused by a rerun") from exc
+                                       "the measured stages are kept in the cache and reused by a rerun") from exc
     return report
+
+
+def _decision(opts: CompareOptions, by: dict[str, Any], pairs: list[Any], docs: list[Any], assessment: dict[str, Any],
+              measured: bool, notes: list[str]) -> tuple[Any, Any, dict[str, tuple[str, str]], Any]:
+    """The scenario, cost inputs and provenance of every input, and the rules' recommendation."""
+    from .cost import CostInputs, cost_inputs_from_measurements
+    from .decision import Scenario, recommend
+
+    provenance: dict[str, tuple[str, str]] = {
+        "labeled_examples": ("measured", f"pairs in {opts.pairs}" if opts.pairs else "no --pairs given"),
+        "kb_documents": ("measured", f"documents in {opts.docs}"),
+    }
+    given: dict[str, Any] = {}
+    if opts.requests_per_day is not None:
+        given["requests_per_day"] = opts.requests_per_day
+        provenance["requests_per_day"] = ("given", "--requests-per-day")
+    else:
+        provenance["requests_per_day"] = ("assumed", "1,000 a day: --requests-per-day was not given")
+    if opts.static_knowledge or opts.knowledge_update_days is not None:
+        given["knowledge_update_days"] = None if opts.static_knowledge else opts.knowledge_update_days
+        provenance["knowledge_update_days"] = ("given", "--static-knowledge" if opts.static_knowledge
+                                               else "--knowledge-update-days")
+    else:
+        provenance["knowledge_update_days"] = ("assumed", "every 30 days: --knowledge-update-days was not given")
+    ctx = max(0.0, by["rag"]["prompt_tokens"] - by["closed-book"]["prompt_tokens"])
+    ci = cost_inputs_from_measurements(
+        {"context_tokens": {"value": ctx or 1.0, "source": f"RAG prompt minus closed-book prompt, mean of "
+                                                           f"{by['rag']['n']} questions"}},
+        given=given, base=CostInputs(requests_per_day=1_000.0))
+    quality: dict[str, Any] = {}
+    target = f"accuracy >= {opts.quality_target:g} (quality target, this book's assumption unless given)"
+    if measured and assessment["conclusive"]:
+        quality["rag_quality_sufficient"] = by["rag"]["accuracy"] >= opts.quality_target
+        provenance["rag_quality_sufficient"] = ("measured", f"RAG {by['rag']['accuracy']:.2f}, {target}")
+        if "lora" in by:
+            quality["finetune_quality_sufficient"] = by["lora"]["accuracy"] >= opts.quality_target
+            provenance["finetune_quality_sufficient"] = ("measured", f"LoRA {by['lora']['accuracy']:.2f}, {target}")
+    elif measured:
+        notes.append("Answer quality was measured but cannot separate the approaches (see the verdict): it is "
+                     "left out of the decision rather than read as 'insufficient'.")
+    for name in ("rag_quality_sufficient", "finetune_quality_sufficient", "prompt_quality_sufficient"):
+        provenance.setdefault(name, ("assumed", "not measured conclusively: left out of the decision"))
+    sc = Scenario(requests_per_day=ci.inputs.requests_per_day, labeled_examples=len(pairs), kb_documents=len(docs),
+                  **({"knowledge_update_days": given["knowledge_update_days"]} if "knowledge_update_days" in given else {}),
+                  **quality)
+    lat_name = {"rag": "rag", "fine-tune": "lora" if "lora" in by else "closed-book",
+                "hybrid": "lora+rag" if "lora+rag" in by else "rag"}
+    latency = {a: {p: by[n][f"{p}_ms"] for p in ("p50", "p95", "p99")} for a, n in lat_name.items()}
+    if lat_name["fine-tune"] == "closed-book":
+        notes.append("No adapter was trained: the closed-book base model's latency stands in for fine-tuning's, "
+                     "and RAG's for the hybrid's.")
+    rec = recommend(sc, cost_inputs=ci.inputs, latency=latency, latency_kind="measured")
+    return sc, ci, provenance, rec
+
+
+def _deciding(sc: Any, ci: Any, rec: Any) -> list[str]:
+    """Inputs whose change flips the verdict: the scenario's one-field changes, and the cost model's
+    assumed inputs halved or doubled."""
+    from .decision import recommend
+
+    out = [c.field for c in rec.what_would_change]
+    latency = rec.latency["percentiles_ms"]
+    for name in ci.of("assumed"):
+        value = getattr(ci.inputs, name)
+        if name in out or isinstance(value, (bool, str)) or not value:
+            continue
+        for factor in (0.5, 2.0):
+            try:
+                other = recommend(sc, cost_inputs=ci.inputs.replace(**{name: type(value)(value * factor)}),
+                                  latency=latency, latency_kind="measured", explain_changes=False).approach
+            except ConfigError:
+                continue
+            if other != rec.approach:
+                out.append(name)
+                break
+    return list(dict.fromkeys(out))
 
 
 def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
@@ -370,35 +458,3 @@ def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
     fig.savefig(out / "cost.png", dpi=110)
     figs.append("cost.png")
     report["figures"] = figs
-
-
-def _markdown(r: dict[str, Any], rec: Any) -> str:
-    lines = [f"# ragft compare: {r['docs']}", "",
-             f"{r['documents']} documents, {r['chunks']} chunks (indexed in {r['index_s']:.1f} s); generator "
-             f"`{r['generator']}`, embedder `{r['embedder']}`.", ""]
-    lines += [f"- {n}" for n in r["notes"]] + [""]
-    rt = r["retrieval"]
-    rk = rt["recall@" + str(rt["k"])]
-    lines += ["## Retrieval quality", "", f"{rt['method']} (n={rt['n']}): recall@{rt['k']} {rk:.2f}, "
-              f"recall@5 {rt['recall@5']:.2f}, MRR {rt['mrr']:.2f}.", ""]
-    lines += ["## Answer quality and latency", ""]
-    has_acc = "accuracy" in r["approaches"][0]
-    lines.append("| approach | " + ("accuracy [95 % CI] | " if has_acc else "") + "p50 ms | p95 ms | prompt tokens |")
-    lines.append("|---|" + ("---|" if has_acc else "") + "---|---|---|")
-    for a in r["approaches"]:
-        acc = f"{a['accuracy']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}] | " if has_acc else ""
-        lines.append(f"| {a['approach']} | {acc}{a['p50_ms']:.0f} | {a['p95_ms']:.0f} | {a['prompt_tokens']:.0f} |")
-    if not has_acc:
-        lines += ["", "Answer quality was not measured (no questions or pairs); latency is from 6 sampled queries."]
-    if r["training"]:
-        t = r["training"]
-        lines += ["", f"LoRA trained on {t['examples']} pairs: {t['steps']} steps, {t['wall_time_s']:.0f} s."]
-    lines += ["", "![quality](quality.png)" if has_acc else "", "![latency](latency.png)", "",
-              "## Cost at your volume", "",
-              f"{r['requests_per_day']:,.0f} requests/day, measured RAG context {r['measured_context_tokens']:.0f} tokens/request:", ""]
-    for a, c in r["costs"].items():
-        lines.append(f"- {a}: ${c['monthly_usd']:,.2f}/month")
-    lines += ["", f"Crossover: {r['crossover']}.", "", "![cost](cost.png)", "", rec.to_markdown(), ""]
-    if r["stages_reused"]:
-        lines += [f"_Reused finished stages: {', '.join(r['stages_reused'])}._", ""]
-    return "\n".join(lines)

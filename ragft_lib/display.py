@@ -62,6 +62,7 @@ APPROACH_STYLES: Mapping[str, Mapping[str, Any]] = {
     "rag": {"color": COLOURS["rag"], "linestyle": "-", "linewidth": 2.8},
     "fine-tune": {"color": COLOURS["fine-tune"], "linestyle": "-", "linewidth": 1.6},
     "hybrid": {"color": COLOURS["hybrid"], "linestyle": (0, (5, 3)), "linewidth": 1.6},
+    "prompt": {"color": COLOURS["prompt"], "linestyle": (0, (1, 2)), "linewidth": 2.0},
 }
 
 _FALSE = ("0", "false", "no", "off")

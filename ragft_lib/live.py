@@ -31,7 +31,7 @@ import math
 from typing import Any, Mapping
 
 from ._fields import field_specs
-from .cost import PRICES_AS_OF, CostInputs, crossover, monthly_cost
+from .cost import PRICES_AS_OF, CostInputs, break_even, crossover, monthly_cost
 from .decision import Scenario, recommend
 from .errors import RagftError
 from .vocabulary import APPROACHES, COLOURS
@@ -217,6 +217,8 @@ def cost_curves(inputs: CostInputs, points: int = 61,
         "crossover_requests_per_day": c.requests_per_day,
         "crossover_monthly_usd": cross_cost,
         "crossover_text": str(c),
+        "break_even_month": (b := break_even(inputs)).month,
+        "break_even_text": str(b),
         "hosting": inputs.hosting,
     }
 
@@ -240,7 +242,7 @@ def cost_chart_svg(curves: Mapping[str, Any], width: int = 640, height: int = 38
     """A log-log SVG chart of :func:`cost_curves`: one line per approach, the crossover and the current volume marked.
 
     >>> svg = cost_chart_svg(cost_curves(CostInputs(), points=5))
-    >>> svg.startswith("<svg") and 'class="ragft-crossover"' in svg and svg.count("<path") == 3
+    >>> svg.startswith("<svg") and 'class="ragft-crossover"' in svg and svg.count("<path") == len(APPROACHES)
     True
     """
     left, right, top, bottom = 70, 16, 16, 52
@@ -323,9 +325,14 @@ def cost_table_html(curves: Mapping[str, Any]) -> str:
     return (f'<p class="ragft-cost-summary">At <strong>{curves["current_requests_per_day"]:,.0f}</strong> requests/day '
             f'({html.escape(curves["hosting"])}, prices as of {PRICES_AS_OF}) the cheapest is '
             f'<strong class="ragft-cheapest-name">{cheapest}</strong>. '
-            f'<span class="ragft-crossover-text">{html.escape(text[0].upper() + text[1:])}.</span></p>'
+            f'<span class="ragft-crossover-text">{html.escape(text[0].upper() + text[1:])}.</span> '
+            f'<span class="ragft-break-even-text">{html.escape(_sentence(curves.get("break_even_text", "")))}</span></p>'
             f'<table class="ragft-cost-table"><thead><tr><th>approach</th><th>USD per month</th>'
             f'<th>USD per request</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "." if text else ""
 
 
 def cost(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,7 +348,7 @@ def cost(raw: Mapping[str, Any]) -> dict[str, Any]:
     curves = cost_curves(inputs)
     return {"ok": True, "svg": cost_chart_svg(curves), "html": cost_table_html(curves),
             "crossover_requests_per_day": curves["crossover_requests_per_day"],
-            "current": curves["current"]}
+            "break_even_month": curves["break_even_month"], "current": curves["current"]}
 
 
 def decide_json(raw_json: str) -> str:

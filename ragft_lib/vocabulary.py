@@ -6,7 +6,10 @@ import it, and they run in the reader's browser (Pyodide).
 Two vocabularies meet in the book, and this module maps one onto the other:
 
 * an **approach** is what a team decides on: :data:`APPROACHES` (``"rag"``, ``"fine-tune"``,
-  ``"hybrid"``); the cost model, the latency model and the decision rules speak of these;
+  ``"hybrid"``, ``"prompt"``); the cost model and the decision rules speak of these. ``"prompt"``
+  is few-shot prompting of the base model: no index, no training, a longer prompt carrying worked
+  examples (the third line of the public cost calculators). The latency model simulates the first
+  three (:data:`TRAINED_OR_RETRIEVED`);
 * a **system** is what an experiment runs: :data:`SYSTEMS` names each (``"closed-book"``,
   ``"lora"``, ``"lora-aug+rag"``, ...) and says which approach it stands for (:func:`approach_of`).
   The base model alone is :data:`BASELINE`.
@@ -25,12 +28,16 @@ from __future__ import annotations
 from typing import Mapping
 
 __all__ = [
-    "APPROACHES", "BASELINE", "SYSTEMS", "NEW_KNOWLEDGE_SYSTEMS", "COLOURS",
+    "APPROACHES", "TRAINED_OR_RETRIEVED", "PROMPT_ONLY", "BASELINE", "SYSTEMS", "NEW_KNOWLEDGE_SYSTEMS", "COLOURS",
     "STAGES", "RETRIEVAL_STAGES", "approach_of", "colour_of",
 ]
 
-#: What a team can decide on, in the order of every table (retrieve, fine-tune, or both).
-APPROACHES: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+#: Few-shot prompting of the base model: no index, no training, the examples in the prompt.
+PROMPT_ONLY = "prompt"
+#: The approaches that retrieve, train, or both (what the latency model simulates).
+TRAINED_OR_RETRIEVED: tuple[str, ...] = ("rag", "fine-tune", "hybrid")
+#: What a team can decide on, in the order of every table (retrieve, fine-tune, both, or only prompt).
+APPROACHES: tuple[str, ...] = (*TRAINED_OR_RETRIEVED, PROMPT_ONLY)
 
 #: The base model alone (closed-book), which every approach is measured against.
 BASELINE = "base"
@@ -54,7 +61,8 @@ SYSTEMS: Mapping[str, str] = {
 NEW_KNOWLEDGE_SYSTEMS: tuple[str, ...] = ("closed-book", "rag", "lora", "lora-aug", "lora-aug+rag", "raft+rag")
 
 #: One colour per approach (and the baseline), used by every chart of the library and the chapters.
-COLOURS: Mapping[str, str] = {"rag": "#2a7ab0", "fine-tune": "#d9822b", "hybrid": "#5a9e4b", BASELINE: "#999999"}
+COLOURS: Mapping[str, str] = {"rag": "#2a7ab0", "fine-tune": "#d9822b", "hybrid": "#5a9e4b", PROMPT_ONLY: "#8e5fb0",
+                               BASELINE: "#999999"}
 
 #: Stages of a RAG request, in order; ``generate`` is the model's generation (the only stage without RAG).
 STAGES: tuple[str, ...] = ("embed_query", "search", "fetch_chunks", "build_prompt", "generate")
@@ -72,7 +80,7 @@ def approach_of(system: str) -> str:
     >>> approach_of("gpt-5")
     Traceback (most recent call last):
     ...
-    KeyError: "unknown system 'gpt-5': an approach (rag, fine-tune, hybrid) or one of closed-book, rag, lora, lora-aug, lora+rag, lora-aug+rag, raft+rag, format-lora+rag"
+    KeyError: "unknown system 'gpt-5': an approach (rag, fine-tune, hybrid, prompt) or one of closed-book, rag, lora, lora-aug, lora+rag, lora-aug+rag, raft+rag, format-lora+rag"
     """
     name = system.split(" (", 1)[0].strip()
     if name in APPROACHES or name == BASELINE:

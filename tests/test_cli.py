@@ -86,12 +86,28 @@ def test_bad_files_exit_2_with_one_line(tmp_path: Path, name: str, text: str | N
 def test_cost_defaults_and_flags() -> None:
     out = ragft("cost")
     assert out.returncode == 0, out.stderr
-    assert "Crossover: fine-tune becomes cheaper than rag above 31,352 requests/day (closed-form)." in out.stdout
+    assert "Crossover: fine-tune becomes cheaper than rag above 31,351 requests/day (closed-form)." in out.stdout
+    assert "Break-even: fine-tune " in out.stdout
     out = ragft("cost", "--hosting", "self-hosted", "--knowledge-update-days", "none", "--json")
     data = json.loads(out.stdout)
     assert data["inputs"]["knowledge_update_days"] is None and data["inputs"]["hosting"] == "self-hosted"
     assert data["crossover"]["method"] == "piecewise closed-form"
-    assert set(data["costs"]) == {"rag", "fine-tune", "hybrid"}
+    assert set(data["costs"]) == {"rag", "fine-tune", "hybrid", "prompt"}
+    assert data["break_even"]["horizon_months"] == 36
+
+
+def test_cost_prints_the_break_even_month(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragft_lib.cost import CostInputs, break_even
+
+    assert main(["cost", "--requests-per-day", "20000000", "--knowledge-update-days", "none"]) == 0
+    out = capsys.readouterr().out
+    expected = break_even(CostInputs(requests_per_day=20_000_000, knowledge_update_days=None))
+    assert expected.month is not None
+    assert f"Break-even: fine-tune breaks even against rag in month {expected.month} (of 36)." in out
+    assert main(["cost", "--requests-per-day", "1000000", "--rag-context-tokens-per-request", "254"]) == 0
+    assert "Break-even: fine-tune never breaks even against rag" in capsys.readouterr().out
+    assert main(["cost", "--horizon-months", "0"]) == 2
+    assert "horizon_months" in capsys.readouterr().err
 
 
 def test_cost_flags_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,6 +61,11 @@ def cost_inputs(draw: st.DrawFn) -> CostInputs:
         training_gpu_hours=draw(_pos(0, 100)),
         data_prep_usd=draw(_pos(0, 50_000)),
         finetuned_hosting_usd_per_month=draw(_pos(0, 3_000)),
+        few_shot_tokens_per_request=draw(_pos(0, 5_000)),
+        retrain_cadence_days=draw(st.none() | _pos(0.5, 400)),
+        index_tokens=draw(_pos(0, 1e10)),
+        reembed_tokens_per_update=draw(_pos(0, 1e9)),
+        embedding_price_per_1k_tokens_usd=draw(_pos(0, 0.01)),
     )
 
 
@@ -215,7 +220,8 @@ def test_crossover_is_consistent_with_the_cost_curves(x: CostInputs, pair: tuple
 def test_crossover_closed_form_by_hand() -> None:
     x = CostInputs(knowledge_update_days=None)
     rag, ft = cost_breakdown(x.replace(requests_per_day=1), "rag"), cost_breakdown(x.replace(requests_per_day=1), "fine-tune")
-    fixed = lambda b: b["vector_store"] + b["training"] + b["retraining"] + b["custom_model_hosting"]  # noqa: E731
+    fixed = lambda b: (b["vector_store"] + b["indexing"] + b["reembedding"] + b["training"] + b["retraining"]  # noqa: E731
+                       + b["custom_model_hosting"])
     slope = lambda b: b["generation_tokens"] + b["query_embedding"] + b["vector_search"]  # noqa: E731
     expected = (fixed(ft) - fixed(rag)) / (slope(rag) - slope(ft))
     c = crossover(x)
@@ -334,8 +340,168 @@ def test_plots_draw_curves_and_bars() -> None:
     import matplotlib.pyplot as plt
 
     ax = plot_costs(CostInputs())
-    assert [line.get_label() for line in ax.get_lines()[:3]] == list(APPROACHES)
+    assert [line.get_label() for line in ax.get_lines()[:4]] == list(APPROACHES)
     x = CostInputs()
     ax2 = plot_sensitivity(sensitivity(x), baseline=crossover(x).requests_per_day, top=5)
     assert len(ax2.patches) == 5
     plt.close("all")
+
+
+# ------------------------------------------------------------------------------------------
+# prompt-only, cost over time, inputs from measurements
+# ------------------------------------------------------------------------------------------
+
+
+def test_prompt_is_the_base_model_with_examples_and_nothing_else() -> None:
+    from ragft_lib.vocabulary import APPROACHES as VOCABULARY_APPROACHES
+
+    assert "prompt" in APPROACHES and APPROACHES is VOCABULARY_APPROACHES
+    x = CostInputs(requests_per_day=1_000, few_shot_tokens_per_request=600)
+    b = cost_breakdown(x, "prompt")
+    assert {k for k, v in b.items() if v > 0} == {"generation_tokens"}   # no index, no training
+    per_request = ((x.prompt_tokens_per_request + 600) * x.price_per_1k_input_tokens_usd
+                   + x.output_tokens_per_request * x.price_per_1k_output_tokens_usd) / 1000
+    assert b["generation_tokens"] == pytest.approx(per_request * 1_000 * DAYS_PER_MONTH)
+    more = x.replace(few_shot_tokens_per_request=1_200)
+    assert monthly_cost(more, "prompt") > monthly_cost(x, "prompt")
+    assert monthly_cost(more, "rag") == monthly_cost(x, "rag")          # examples only in the prompt line
+
+
+def test_grid_cheapest_leaves_prompt_out_unless_asked() -> None:
+    g = cost_grid(requests_per_day=np.array([1e3]), knowledge_update_days=None)
+    assert APPROACHES[g["cheapest"][0]] == "rag"
+    g = cost_grid(requests_per_day=np.array([1e3]), knowledge_update_days=None, among=APPROACHES)
+    assert APPROACHES[g["cheapest"][0]] == "prompt"
+    with pytest.raises(ConfigError, match="^among: must be one of"):
+        cost_grid(among=("rag", "gpt"))
+
+
+def test_reembedding_and_batched_retraining_are_priced() -> None:
+    x = CostInputs(knowledge_update_days=1, reembed_tokens_per_update=1e9, embedding_price_per_1k_tokens_usd=0.0001)
+    assert cost_breakdown(x, "rag")["reembedding"] == pytest.approx(DAYS_PER_MONTH * 1e9 * 0.0001 / 1000)
+    assert cost_breakdown(x, "fine-tune")["reembedding"] == 0
+    batched = x.replace(retrain_cadence_days=30)
+    assert cost_breakdown(batched, "fine-tune")["retraining"] == pytest.approx(
+        cost_breakdown(x, "fine-tune")["retraining"] / 30)
+    # batching never retrains more often than the knowledge changes
+    slow = CostInputs(knowledge_update_days=90, retrain_cadence_days=7)
+    assert cost_breakdown(slow, "fine-tune")["retraining"] == cost_breakdown(slow.replace(retrain_cadence_days=None),
+                                                                            "fine-tune")["retraining"]
+
+
+def test_cumulative_costs_pay_one_offs_upfront_and_events_when_they_happen() -> None:
+    from ragft_lib.cost import cumulative_costs
+
+    x = CostInputs(requests_per_day=10_000, knowledge_update_days=61, retrain_cadence_days=None)
+    c = cumulative_costs(x, horizon_months=4)
+    training = x.training_gpu_hours * x.gpu_hour_usd
+    upfront = training + x.data_prep_usd
+    assert c["upfront"]["fine-tune"] == pytest.approx(upfront)
+    steps = np.diff([0.0] + c["fine-tune"])
+    running = c["running"]["fine-tune"]
+    assert steps[0] == pytest.approx(upfront + running)
+    # each month pays its running cost plus the retrainings that happen in it (days 61 and 122)
+    events = [round((s - running) / (training + x.retrain_data_prep_usd)) for s in steps[1:]]
+    assert sum(events) == math.floor(4 * DAYS_PER_MONTH / 61) and set(events) <= {0, 1}
+    # the monthly model and the cumulative one agree over the amortisation period, events averaged out
+    long = cumulative_costs(x.replace(knowledge_update_days=None), horizon_months=12)
+    assert long["fine-tune"][-1] == pytest.approx(12 * monthly_cost(x.replace(knowledge_update_days=None), "fine-tune"))
+
+
+def test_break_even_month_never_and_beyond_the_horizon() -> None:
+    from ragft_lib.cost import break_even, cumulative_costs
+
+    big = CostInputs(requests_per_day=20_000_000, knowledge_update_days=None)
+    b = break_even(big)
+    c = cumulative_costs(big)
+    assert b.month is not None and all(c["fine-tune"][i] <= c["rag"][i] for i in range(b.month - 1, 36))
+    assert "breaks even" in str(b) and b.to_dict()["month"] == b.month
+    never = break_even(big.replace(requests_per_day=1_000_000, rag_context_tokens_per_request=254))
+    assert never.never and never.saving_usd_per_month < 0 and "never" in str(never)
+    later = break_even(big.replace(requests_per_day=2_000, rag_context_tokens_per_request=254), horizon_months=12)
+    assert later.month is None and later.estimate_month > 12 and not later.never
+    assert f"about month {later.estimate_month}" in str(later)
+
+
+@pytest.mark.parametrize("horizon", [0, -3, 2.5, 601, "a year"])
+def test_a_bad_horizon_names_the_field(horizon: object) -> None:
+    from ragft_lib.cost import break_even, cumulative_costs
+
+    for fn in (cumulative_costs, break_even):
+        with pytest.raises(ConfigError, match="^horizon_months: "):
+            fn(CostInputs(), horizon_months=horizon)
+
+
+def test_the_scalar_cost_path_imports_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfor m in ('numpy', 'pandas', 'matplotlib'): sys.modules[m] = None\n"
+            "from ragft_lib.cost import CostInputs, break_even, cost_inputs_from_measurements, cumulative_costs\n"
+            "m = cost_inputs_from_measurements({'context_tokens': 254})\n"
+            "print(break_even(m.inputs.replace(requests_per_day=2e7, knowledge_update_days=None)).month)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().isdigit() or out.stdout.strip() == "None"
+
+
+def test_inputs_from_measurements_carry_their_provenance() -> None:
+    from ragft_lib.cost import PROVENANCE, cost_inputs_from_measurements
+    from ragft_lib.experiments import ContextTokens
+
+    ctx = ContextTokens(n=100, mean=254.0, p50=251.0, p95=282.0, low=220, high=294, k=2, context_budget=512)
+    m = cost_inputs_from_measurements(
+        {"context_tokens": ctx, "few_shot_tokens": {"value": 310, "source": "chapter 32's few-shot prompt"},
+         "throughput": {"prefill_tokens_per_s": 900.0, "decode_tokens_per_s": 30.0}},
+        given={"requests_per_day": 2e6, "knowledge_update_days": None})
+    x = m.inputs
+    assert (x.rag_context_tokens_per_request, x.few_shot_tokens_per_request) == (254.0, 310.0)
+    assert (x.prefill_tokens_per_gpu_second, x.decode_tokens_per_gpu_second) == (900.0, 30.0)
+    assert set(m.provenance.values()) <= set(PROVENANCE)
+    assert set(m.of("measured")) == {"few_shot_tokens_per_request", "rag_context_tokens_per_request",
+                                  "prefill_tokens_per_gpu_second", "decode_tokens_per_gpu_second"}
+    assert set(m.of("given")) == {"requests_per_day", "knowledge_update_days"}
+    assert "gpu_hour_usd" in m.of("assumed")
+    assert "100 measured requests" in m.sources["rag_context_tokens_per_request"]
+    rows = {r["input"]: r for r in m.table()}
+    assert rows["few_shot_tokens_per_request"]["source"].endswith("chapter 32's few-shot prompt")
+    assert rows["gpu_hour_usd"]["provenance"] == "assumed"
+    deciding = m.deciding_assumptions()
+    assert all(m.provenance[f] == "assumed" for f in deciding)
+
+
+@pytest.mark.parametrize(("measurements", "error", "message"), [
+    ({}, "DataError", "lack context_tokens"),
+    ({"few_shot_tokens": 300}, "DataError", "lack context_tokens"),
+    ({"context_tokens": 254, "throughput": {"prefill_tokens_per_s": 900}}, "DataError",
+     "throughput lacks decode_tokens_per_s"),
+    ({"context_tokens": 254, "throughput": 5}, "DataError", "throughput must be a mapping"),
+    ({"context_tokens": "many"}, "DataError", "context_tokens must be a finite number"),
+    ({"context_tokens": {"n": 3}}, "DataError", "context_tokens has no 'value'"),
+    ({"context_tokens": 254, "latency_ms": 3}, "ConfigError", "unknown measurement 'latency_ms'"),
+])
+def test_inputs_from_measurements_name_what_is_missing(measurements: dict, error: str, message: str) -> None:
+    from ragft_lib import errors
+    from ragft_lib.cost import cost_inputs_from_measurements
+
+    with pytest.raises(getattr(errors, error), match=message):
+        cost_inputs_from_measurements(measurements)
+    with pytest.raises(ConfigError, match="^rag_context_tokens_per_request: is measured"):
+        cost_inputs_from_measurements({"context_tokens": 254}, given={"rag_context_tokens_per_request": 9})
+
+
+def test_context_for_crossover_is_where_the_order_flips() -> None:
+    from ragft_lib.cost import context_for_crossover
+
+    x = CostInputs(requests_per_day=1_000_000)
+    t = context_for_crossover(x)
+    below, above = x.replace(rag_context_tokens_per_request=t * 0.99), x.replace(rag_context_tokens_per_request=t * 1.01)
+    assert monthly_cost(below, "fine-tune") > monthly_cost(below, "rag")
+    assert monthly_cost(above, "fine-tune") < monthly_cost(above, "rag")
+    gpu = x.replace(hosting="self-hosted", knowledge_update_days=None, requests_per_day=1e7)
+    assert context_for_crossover(gpu) == 0.0            # cheaper even without context: the saved instructions
+    assert monthly_cost(gpu.replace(rag_context_tokens_per_request=0), "fine-tune") < monthly_cost(
+        gpu.replace(rag_context_tokens_per_request=0), "rag")
+    assert context_for_crossover(x.replace(finetuned_token_price_multiplier=100), max_tokens=10_000) is None
+    with pytest.raises(ConfigError, match="^cheaper: "):
+        context_for_crossover(x, cheaper="lora")

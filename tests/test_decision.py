@@ -19,7 +19,7 @@ from ragft_lib.errors import ConfigError, DataError, RagftError
 from ragft_lib.latency import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-APPROACHES = {"rag", "fine-tune", "hybrid"}
+APPROACHES = {"rag", "fine-tune", "hybrid", "prompt"}
 SECTIONS = ("## Verdict:", "### Reasons", "### Cost crossover", "### Latency check", "### What would change the verdict")
 
 scenarios = st.builds(
@@ -36,6 +36,8 @@ scenarios = st.builds(
     specialized_jargon=st.booleans(),
     style_transfer=st.booleans(),
     rag_quality_sufficient=st.none() | st.booleans(),
+    finetune_quality_sufficient=st.none() | st.booleans(),
+    prompt_quality_sufficient=st.none() | st.booleans(),
     hosting=st.sampled_from(["api", "self-hosted"]),
 )
 
@@ -52,7 +54,7 @@ def test_issue_example_exactly_as_written() -> None:
     md = rec.to_markdown()
     for section in SECTIONS:
         assert section in md
-    assert "614,339 requests/day" in md  # the cost crossover at daily knowledge changes
+    assert "614,331 requests/day" in md  # the cost crossover at daily knowledge changes
 
 
 def test_every_field_has_a_default_and_complete_metadata() -> None:
@@ -270,9 +272,13 @@ def test_what_would_change_finds_the_nearest_value() -> None:
     rec = _rec(labeled_examples=5_000)  # rag at low volume, static knowledge
     by_field = {c.field: c for c in rec.what_would_change}
     assert by_field["style_transfer"].new is True and by_field["style_transfer"].approach == "fine-tune"
-    # the nearest volume that flips it is just above the cost crossover
+    # a saving counts by its size: just past the crossover it is negligible and the verdict stays,
+    # the nearest volume that flips it is the first candidate at which the saving counts
     cross = rec.cost["crossover_requests_per_day"]
-    assert by_field["requests_per_day"].new == pytest.approx(cross * 1.02, rel=1e-3)
+    flip = by_field["requests_per_day"]
+    assert flip.new > cross * 1.02 and flip.approach == "fine-tune"
+    assert recommend(rec.scenario.replace(requests_per_day=round(cross * 1.02)), explain_changes=False).approach == "rag"
+    assert recommend(rec.scenario.replace(requests_per_day=flip.new), explain_changes=False).approach == "fine-tune"
 
 
 def test_html_escapes_text() -> None:
@@ -338,3 +344,110 @@ def test_bundled_examples_are_found_by_name_from_any_folder(tmp_path, monkeypatc
     with pytest.raises(DataError, match=r"^nope.yaml: no such file, and no example scenario of that name "
                                         r"\(examples: .*support_bot_prototype"):
         find_scenario_file("nope.yaml")
+
+
+# ------------------------------------------------------------------------------------------
+# measurement over rules of thumb, savings by their size, every threshold documented
+# ------------------------------------------------------------------------------------------
+
+#: The issue's scenario: static knowledge, clean labels, RAG quality measured sufficient.
+AT_SCALE = {"stage": "production", "knowledge_update_days": None, "labeled_examples": 5_000,
+            "rag_quality_sufficient": True}
+
+
+@pytest.mark.parametrize("requests_per_day", [20e6, 50e6])
+def test_a_large_saving_at_scale_recommends_fine_tuning(requests_per_day: float) -> None:
+    rec = recommend({**AT_SCALE, "requests_per_day": requests_per_day})
+    assert rec.approach == "fine-tune", rec.summary
+    m = rec.cost["monthly_usd"]
+    cost = next(r for r in rec.reasons if r.dimension == "cost at volume")
+    assert cost.favours == "fine-tune" and cost.weight == 3
+    saving = m["rag"] - m["fine-tune"]
+    assert f"${saving:,.0f}/month" in cost.why and f"{saving / m['rag']:.0%} of rag's bill" in cost.why
+    # the RAG quality reason is still there, outweighed
+    assert any(r.dimension == "measured quality" and r.favours == "rag" for r in rec.reasons)
+
+
+def test_the_same_scenario_at_two_thousand_requests_a_day_stays_rag() -> None:
+    rec = recommend({**AT_SCALE, "requests_per_day": 2_000})
+    assert rec.approach == "rag", rec.summary
+    assert not any(r.favours == "fine-tune" and r.dimension == "cost at volume" for r in rec.reasons)
+
+
+def test_a_small_saving_does_not_count_as_a_vote() -> None:
+    from ragft_lib.decision import DecisionThresholds, saving_weight
+
+    t = DecisionThresholds()
+    assert saving_weight(990, 1_000, t) == 0                      # 1 %: negligible
+    assert saving_weight(1_000, 1_050, t) == 0                    # $50: negligible
+    assert saving_weight(800, 1_000, t) == 1                      # 20 % but $200
+    assert saving_weight(80_000, 100_000, t) == 2                 # 20 % and $20,000
+    assert saving_weight(60_000, 100_000, t) == 3                 # 40 % and $40,000
+    assert saving_weight(60_000, 100_000, t.replace(cost_usd_strong=50_000)) == 2
+    # just past the crossover fine-tuning is cheaper, but by too little to count
+    x = recommend({**AT_SCALE, "rag_quality_sufficient": None}, explain_changes=False)
+    cross = x.cost["crossover_requests_per_day"]
+    near = recommend({**AT_SCALE, "requests_per_day": cross * 1.01}, explain_changes=False)
+    assert near.cost["monthly_usd"]["fine-tune"] < near.cost["monthly_usd"]["rag"]
+    assert not any(r.dimension == "cost at volume" for r in near.reasons)
+    assert any(n.startswith("Cost does not decide: fine-tune saves only") for n in near.notes)
+
+
+def test_measured_fine_tuned_quality_overrides_the_label_gate() -> None:
+    few = {"stage": "production", "knowledge_update_days": None, "labeled_examples": 48, "style_transfer": True}
+    gated = recommend(few, explain_changes=False)
+    assert gated.approach == "rag" and "no measured fine-tuned quality" in gated.summary
+    assert "this book's rule of thumb" in next(r.why for r in gated.reasons if r.dimension == "training data")
+    measured = recommend({**few, "finetune_quality_sufficient": True}, explain_changes=False)
+    assert measured.approach == "fine-tune"
+    assert not any(r.dimension == "training data" for r in measured.reasons)
+    assert not any("overfits" in r.why for r in measured.reasons)
+    # measured insufficient rules fine-tuning out whatever the label count
+    bad = recommend({**few, "labeled_examples": 50_000, "finetune_quality_sufficient": False}, explain_changes=False)
+    assert bad.approach == "rag" and "measured insufficient" in bad.summary
+    # both measured sufficient: quality does not decide, cost and the other needs do
+    both = recommend({**AT_SCALE, "finetune_quality_sufficient": True, "requests_per_day": 20e6}, explain_changes=False)
+    assert both.approach == "fine-tune"
+    assert any("both measured sufficient" in n for n in both.notes)
+
+
+def test_prompt_only_when_measured_good_enough_and_nothing_needs_retrieval() -> None:
+    base = {"stage": "production", "knowledge_update_days": None, "labeled_examples": 2_000}
+    rec = recommend({**base, "prompt_quality_sufficient": True}, explain_changes=False)
+    assert rec.approach == "prompt"
+    assert rec.cost["monthly_usd"]["prompt"] > 0
+    cited = recommend({**base, "prompt_quality_sufficient": True, "needs_citations": True}, explain_changes=False)
+    assert cited.approach != "prompt"
+    assert "prompt" in {c.approach for c in recommend(base).what_would_change}
+
+
+def test_every_threshold_is_a_documented_parameter() -> None:
+    from ragft_lib.decision import THRESHOLD_SOURCES, DecisionThresholds
+
+    specs = DecisionThresholds.field_specs()
+    assert specs and all("this book's assumption" in s["help"] or "Source:" in s["help"] for s in specs)
+    assert set(THRESHOLD_SOURCES) == {s["name"] for s in specs}
+    strict = DecisionThresholds(min_labeled_examples=10_000, clean_labeled_examples=10_000)
+    s = {"stage": "production", "knowledge_update_days": None, "labeled_examples": 5_000, "style_transfer": True}
+    assert recommend(s, explain_changes=False).approach == "fine-tune"
+    assert recommend(s, thresholds=strict, explain_changes=False).approach == "rag"
+    assert recommend(s, thresholds={"min_labeled_examples": 10_000, "clean_labeled_examples": 10_000},
+                     explain_changes=False).approach == "rag"
+    with pytest.raises(ConfigError, match="^min_labeled_examples: "):
+        DecisionThresholds(min_labeled_examples=-1)
+    with pytest.raises(ConfigError, match="^thresholds: "):
+        recommend(s, thresholds=5)
+
+
+def test_latency_is_labelled_simulated_or_measured() -> None:
+    assert "Simulated p95" in recommend(Scenario()).to_markdown()
+    measured = {a: {"p50": 100.0, "p95": 200.0, "p99": 300.0} for a in ("rag", "fine-tune", "hybrid")}
+    md = recommend(Scenario(), latency=measured, latency_kind="measured").to_markdown()
+    assert "Measured p95" in md and "Simulated" not in md
+    with pytest.raises(ConfigError, match="^latency_kind: "):
+        recommend(Scenario(), latency=measured, latency_kind="guessed")
+
+
+def test_the_citation_of_the_label_gate_says_no_more_than_its_source() -> None:
+    md = recommend({"labeled_examples": 48}).to_markdown()
+    assert "overfits" not in md and "Biderman" not in md

@@ -91,8 +91,13 @@ def test_decision_from_measurement_uses_the_measured_numbers():
     assert d["measured_context_tokens"] == 300.0 and d["cost_inputs"].rag_context_tokens_per_request == 300.0
     assert d["scenario"].rag_quality_sufficient is True and d["scenario"].labeled_examples == 60
     assert d["recommendation"].approach in ("rag", "fine-tune", "hybrid")
+    assert d["scenario"].finetune_quality_sufficient is False            # lora-aug 0.3 < 0.6: measured, not gated
+    assert "Measured p95" in d["recommendation"].to_markdown()
     low = decision_from_measurement(nk, quality_target=0.9)
     assert low["scenario"].rag_quality_sufficient is False
+    tuned_ok = decision_from_measurement(nk, quality_target=0.25)
+    assert tuned_ok["scenario"].finetune_quality_sufficient is True
+    assert not any(r.dimension == "training data" for r in tuned_ok["recommendation"].reasons)  # 60 labels, no gate
 
 
 def test_facts_are_sampled_across_attributes_not_the_first_n():

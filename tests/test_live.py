@@ -145,3 +145,28 @@ def test_the_browser_wheel_holds_only_standard_library_modules(tmp_path: Path) -
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "rag"
+
+
+def test_the_browser_wheel_decides_at_scale_and_says_what_would_change(tmp_path: Path) -> None:
+    """The issue's scenario through the wheel the page loads: fine-tune at 20M a day, rag at 2,000,
+    the saving by its size, the break-even month, and "what would change the verdict"."""
+    version, files = ragft_live.browser_modules(ROOT)
+    assert {"ragft_lib.cost.over_time", "ragft_lib.decision.rules"} <= set(files)
+    wheel = ragft_live.build_wheel(ROOT, version, files, tmp_path)
+    code = ("import sys, json\n"
+            "for m in ('numpy', 'pandas', 'matplotlib', 'yaml'): sys.modules[m] = None\n"
+            f"sys.path.insert(0, {str(wheel)!r})\n"
+            "import ragft_lib.live as live\n"
+            "form = {'knowledge_update_days': '', 'labeled_examples': '5000', 'rag_quality_sufficient': 'true'}\n"
+            "out = [json.loads(live.decide_json(json.dumps({**form, 'requests_per_day': v}))) for v in ('20000000', '2000')]\n"
+            "cost = json.loads(live.cost_json(json.dumps({'requests_per_day': '20000000', 'knowledge_update_days': ''})))\n"
+            "print(json.dumps({'approaches': [o['approach'] for o in out], 'html': out[0]['html'],\n"
+            "                  'break_even': cost['break_even_month'], 'cost_html': cost['html'], 'svg': cost['svg']}))\n")
+    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["approaches"] == ["fine-tune", "rag"]
+    assert "What would change the verdict" in got["html"] and " gives rag" in got["html"]
+    assert "of rag&#x27;s bill" in got["html"] or "of rag's bill" in got["html"]
+    assert got["break_even"] == 1 and "breaks even against rag in month 1" in got["cost_html"]
+    assert got["svg"].count('class="ragft-line"') == 4 and 'data-approach="prompt"' in got["svg"]

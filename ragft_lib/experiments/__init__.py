@@ -14,6 +14,7 @@ showing the same experiment share one run.
 * :func:`freshness` — the knowledge changes: re-index against retrain;
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
+  :func:`measured_few_shot_tokens` — the tokens a three-example few-shot prompt adds;
 * :func:`measured_latency` — per-request latency of the systems on this machine;
 * :func:`decision_from_measurement` — the measurements fed into the cost model and the decision.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from .cache import cached_json, cached_result, content_key, result_path
 from .consistency import consistency
-from .context import ContextTokens, measured_context_tokens
+from .context import ContextTokens, measured_context_tokens, measured_few_shot_tokens
 from .decision import decision_from_measurement
 from .freshness import freshness
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
@@ -38,5 +39,6 @@ from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
            "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
-           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result",
+           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
+           "content_key", "result_path", "cached_json", "cached_result",
            "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]

@@ -15,7 +15,8 @@ def decision_from_measurement(nk: ExperimentResult, fresh: ExperimentResult | No
     """Experiment 4: the measurements of experiments 1–3 fed into the cost model and :func:`~ragft_lib.decision.recommend`.
 
     Measured inputs: ``rag_quality_sufficient`` (RAG's held-out accuracy >= ``quality_target``),
-    ``labeled_examples`` (the training examples), ``strict_format`` stays the scenario's choice,
+    ``finetune_quality_sufficient`` (the best closed-book adapter's, ``lora`` or ``lora-aug``; it
+    replaces the label-count gate), ``labeled_examples`` (the training examples), ``strict_format`` stays the scenario's choice,
     the RAG context tokens per request (from the prompts actually built), the output tokens, and
     the latency percentiles (``latency``, e.g. :func:`measured_latency`). Returns the scenario,
     the cost inputs, the recommendation and a table of the measured quality per approach.
@@ -28,8 +29,10 @@ def decision_from_measurement(nk: ExperimentResult, fresh: ExperimentResult | No
     ctx = (float(summ.loc["rag", "prompt_tokens"] - summ.loc["closed-book", "prompt_tokens"])
            if {"rag", "closed-book"} <= set(summ.index) else None)
     n_examples = max((v.get("examples", 0) for k, v in nk.costs.items() if k.startswith("train_")), default=0)
+    tuned = [float(summ.loc[a, "accuracy"]) for a in ("lora", "lora-aug") if a in summ.index]
     sc = dict(stage="production", labeled_examples=int(n_examples), kb_documents=140,
-              rag_quality_sufficient=None if rag_acc is None else rag_acc >= quality_target)
+              rag_quality_sufficient=None if rag_acc is None else rag_acc >= quality_target,
+              finetune_quality_sufficient=max(tuned) >= quality_target if tuned else None)
     sc.update(scenario)
     sce = Scenario.from_dict(sc)
     ci_kwargs: dict[str, Any] = {"requests_per_day": sce.requests_per_day, "knowledge_update_days": sce.knowledge_update_days,
@@ -37,7 +40,7 @@ def decision_from_measurement(nk: ExperimentResult, fresh: ExperimentResult | No
     if ctx is not None and ctx > 0:
         ci_kwargs["rag_context_tokens_per_request"] = ctx
     ci = CostInputs.from_dict(ci_kwargs)
-    rec = recommend(sce, cost_inputs=ci, latency=latency)
+    rec = recommend(sce, cost_inputs=ci, latency=latency, latency_kind="measured" if latency is not None else None)
     quality = nk.summary[["approach", "accuracy", "lo", "hi", "n"]].copy()
     out = {"scenario": sce, "cost_inputs": ci, "costs": costs(ci), "crossover": crossover(ci),
            "recommendation": rec, "quality": quality, "measured_context_tokens": ctx, "rag_accuracy": rag_acc}

@@ -1,10 +1,10 @@
-"""Inference cost of RAG, fine-tuned and hybrid systems, their crossover, and its sensitivity.
+"""The cost model: inputs, monthly cost per approach, crossover, sensitivity and the numpy grid.
 
 The scalar path (:class:`CostInputs`, :func:`monthly_cost`, :func:`cost_per_request`,
 :func:`cost_breakdown`, :func:`costs`, :func:`crossover`, :func:`sensitivity`) imports only the
 standard library: it runs in the reader's browser on Pyodide, where there is no numpy.
-:func:`cost_grid` and the plot helpers import numpy / matplotlib when called. Every formula is
-written once, with arithmetic that works on floats and on numpy arrays alike.
+:func:`cost_grid` imports numpy when called. Every formula is written once, with arithmetic that
+works on floats and on numpy arrays alike.
 
 The model, per month (``r`` = requests per day, ``D`` = :data:`DAYS_PER_MONTH`)::
 
@@ -15,23 +15,25 @@ The model, per month (``r`` = requests per day, ``D`` = :data:`DAYS_PER_MONTH`):
   (``hosting="self-hosted"``: GPU-seconds from prefill and decode throughput, with
   ``min_gpus`` always on, which puts a floor under the curve);
 * RAG and hybrid add the query embedding, the vector search and the vector store's fixed monthly
-  cost, and ``rag_context_tokens_per_request`` extra input tokens; a fine-tuned model drops the
+  cost, ``rag_context_tokens_per_request`` extra input tokens, the first embedding of the corpus
+  (``index_tokens``, amortised) and the re-embedding of the changed documents at each knowledge
+  change (``reembed_tokens_per_update``); a fine-tuned model drops the
   ``instruction_tokens_saved_by_finetuning`` (format instructions, few-shot examples);
+* ``"prompt"`` (few-shot prompting of the base model) has no index and no training: its prompt
+  carries ``few_shot_tokens_per_request`` more input tokens of worked examples;
 * fine-tuning adds the training run (``training_gpu_hours * gpu_hour_usd``) and data preparation,
   amortised over ``amortisation_months``, plus one retraining each ``knowledge_update_days``
-  (the fine-tuned model must relearn changed facts; the hybrid's model learns behaviour only, so it
-  is not retrained for knowledge changes), and ``finetuned_hosting_usd_per_month``.
+  (or each ``retrain_cadence_days`` when the team batches changes; the fine-tuned model must
+  relearn changed facts; the hybrid's model learns behaviour only, so it is not retrained for
+  knowledge changes), and ``finetuned_hosting_usd_per_month``.
 
 Default prices (:data:`DEFAULT_PRICES`, dated :data:`PRICES_AS_OF`) are **illustrative 2026 list
 prices** for a small hosted LLM, an embedding API, a serverless vector database and an on-demand
 H100-class GPU; replace them with yours (``CostInputs.from_prices(my_table, ...)``).
 
 >>> x = CostInputs(requests_per_day=50_000)
->>> round(monthly_cost(x, "rag"))
-2460
->>> c = crossover(x)
->>> c.method, round(c.requests_per_day)
-('closed-form', 31352)
+>>> {a: round(monthly_cost(x, a)) for a in APPROACHES}
+{'rag': 2460, 'fine-tune': 2159, 'hybrid': 4416, 'prompt': 1461}
 """
 
 from __future__ import annotations
@@ -42,16 +44,14 @@ from dataclasses import dataclass
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Mapping, Sequence
 
-from ._fields import check, field_specs, from_mapping, spec, validate
-from .errors import ConfigError
-from .vocabulary import APPROACHES
+from .._fields import check, field_specs, from_mapping, spec, validate
+from ..errors import ConfigError
+from ..vocabulary import APPROACHES, PROMPT_ONLY, TRAINED_OR_RETRIEVED
 
 __all__ = [
     "APPROACHES", "DAYS_PER_MONTH", "HOURS_PER_MONTH", "PRICES_AS_OF", "PRICES_SOURCE", "DEFAULT_PRICES", "CostInputs",
     "cost_breakdown", "monthly_cost", "cost_per_request", "costs", "Crossover", "crossover", "SensitivityRow",
-    "sensitivity", "cost_grid", "plot_costs", "plot_sensitivity", "breakdown_frame", "SCENARIO_RANGES",
-    "STATIC_SHARE", "SELF_HOSTED_SHARE", "sample_inputs", "cheapest_by_volume", "EXPLORER_FIELDS", "CostExplorer",
-    "explorer", "as_cost_inputs"]
+    "sensitivity", "cost_grid", "as_cost_inputs", "retrain_interval_days", "context_for_crossover"]
 #: Average days in a month (365.25 / 12).
 DAYS_PER_MONTH: float = 365.25 / 12
 #: Hours in an average month (about 730.5).
@@ -114,6 +114,10 @@ class CostInputs:
     instruction_tokens_saved_by_finetuning: float = spec(
         500.0, "float", label="Prompt tokens saved by fine-tuning", unit="tokens/request", min=0, max=2e6,
         help="Instructions and examples a fine-tuned model no longer needs in its prompt.")
+    few_shot_tokens_per_request: float = spec(
+        600.0, "float", label="Few-shot example tokens", unit="tokens/request", min=0, max=2e6,
+        help="Extra input tokens of the worked examples a prompt-only system carries on every request "
+             "(e.g. 3 solved examples of 200 tokens); this book's assumption unless measured.")
     query_tokens_per_request: float = spec(
         30.0, "float", label="Query tokens embedded", unit="tokens/request", min=0, max=1e5,
         help="Tokens of the query embedded for retrieval.")
@@ -121,6 +125,17 @@ class CostInputs:
         30.0, "float", label="Days between knowledge changes", unit="days", min=0, min_exclusive=True, max=36_500,
         nullable=True, null_means="static: the knowledge never changes",
         help="A fine-tuned model is retrained once per change; None means static knowledge.")
+    retrain_cadence_days: float | None = spec(
+        None, "float", label="Days between retrainings", unit="days", min=0, min_exclusive=True, max=36_500,
+        nullable=True, null_means="retrain at each knowledge change",
+        help="How often a fine-tuned model is retrained when changes are batched; never more often than "
+             "the knowledge changes.")
+    index_tokens: float = spec(
+        5_000_000.0, "float", label="Corpus tokens embedded", unit="tokens", min=0, max=1e13,
+        help="Tokens of the whole corpus embedded once to build the index (RAG and hybrid).")
+    reembed_tokens_per_update: float = spec(
+        200_000.0, "float", label="Changed tokens re-embedded", unit="tokens/change", min=0, max=1e13,
+        help="Tokens of the changed documents re-embedded at each knowledge change (RAG and hybrid).")
     # -- prices -----------------------------------------------------------------------------
     hosting: str = spec(
         "api", "choice", label="Hosting", choices=("api", "self-hosted"),
@@ -261,11 +276,28 @@ def _div(num: Any, den: Any) -> Any:
 
 
 def _params(x: CostInputs) -> SimpleNamespace:
-    """Numeric view of the inputs: hosting as 0/1, static knowledge as an infinite interval."""
+    """Numeric view of the inputs: hosting as 0/1, static knowledge (and no batching) as an infinite interval."""
     d = {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
     d["self_hosted"] = 1.0 if x.hosting == "self-hosted" else 0.0
     d["knowledge_update_days"] = math.inf if x.knowledge_update_days is None else x.knowledge_update_days
+    d["retrain_cadence_days"] = 0.0 if x.retrain_cadence_days is None else x.retrain_cadence_days
     return SimpleNamespace(**d)
+
+
+def retrain_interval_days(p: Any) -> Any:
+    """Days between retrainings of a fine-tuned model: each knowledge change, or the batching cadence
+    when that is longer (retraining more often than the knowledge changes teaches nothing new).
+
+    ``p`` is a :class:`CostInputs` (or its numeric view); ``inf`` for static knowledge.
+
+    >>> retrain_interval_days(CostInputs(knowledge_update_days=1, retrain_cadence_days=30))
+    30.0
+    >>> retrain_interval_days(CostInputs(knowledge_update_days=None, retrain_cadence_days=30))
+    inf
+    """
+    if isinstance(p, CostInputs):
+        p = _params(p)
+    return _maximum(p.knowledge_update_days, p.retrain_cadence_days)
 
 
 def as_cost_inputs(inputs: Any, field: str = "inputs") -> CostInputs:
@@ -299,14 +331,16 @@ def _components(p: SimpleNamespace, approach: str) -> SimpleNamespace:
     ``approach`` is a plain string, so the terms an approach lacks are left out with Python
     conditionals (no array operation is spent multiplying by zero).
     """
-    tuned = approach != "rag"                  # uses a custom model
-    retrieval = approach != "fine-tune"        # embeds, searches and adds context
+    tuned = approach in ("fine-tune", "hybrid")     # uses a custom model
+    retrieval = approach in ("rag", "hybrid")       # embeds, searches and adds context
     knowledge_in_weights = approach == "fine-tune"  # retrained when knowledge changes
     tokens_in = p.prompt_tokens_per_request
     if tuned:
         tokens_in = tokens_in - p.instruction_tokens_saved_by_finetuning
     if retrieval:
         tokens_in = tokens_in + p.rag_context_tokens_per_request
+    if approach == PROMPT_ONLY:
+        tokens_in = tokens_in + p.few_shot_tokens_per_request
     tokens_out = p.output_tokens_per_request
     token_price = (tokens_in * p.price_per_1k_input_tokens_usd + tokens_out * p.price_per_1k_output_tokens_usd) / 1000
     if tuned:
@@ -318,10 +352,14 @@ def _components(p: SimpleNamespace, approach: str) -> SimpleNamespace:
     }
     gpu_seconds = tokens_in / p.prefill_tokens_per_gpu_second + tokens_out / p.decode_tokens_per_gpu_second
     training_run = p.training_gpu_hours * p.gpu_hour_usd
+    embed_1k = p.embedding_price_per_1k_tokens_usd / 1000
     fixed = {
         "vector_store": p.vector_store_usd_per_month if retrieval else 0.0,
+        "indexing": p.index_tokens * embed_1k / p.amortisation_months if retrieval else 0.0,
+        "reembedding": (DAYS_PER_MONTH / p.knowledge_update_days * p.reembed_tokens_per_update * embed_1k
+                        if retrieval else 0.0),
         "training": (training_run + p.data_prep_usd) / p.amortisation_months if tuned else 0.0,
-        "retraining": (DAYS_PER_MONTH / p.knowledge_update_days * (training_run + p.retrain_data_prep_usd)
+        "retraining": (DAYS_PER_MONTH / retrain_interval_days(p) * (training_run + p.retrain_data_prep_usd)
                        if knowledge_in_weights else 0.0),
         "custom_model_hosting": p.finetuned_hosting_usd_per_month if tuned else 0.0,
     }
@@ -398,7 +436,7 @@ def costs(inputs: CostInputs) -> dict[str, dict[str, float]]:
     """Monthly and per-request cost of every approach.
 
     >>> sorted(costs(CostInputs()))
-    ['fine-tune', 'hybrid', 'rag']
+    ['fine-tune', 'hybrid', 'prompt', 'rag']
     """
     inputs = as_cost_inputs(inputs)
     return {
@@ -419,7 +457,7 @@ class Crossover:
     ``"none"`` (never / always).
 
     >>> str(crossover(CostInputs(knowledge_update_days=1)))
-    'fine-tune becomes cheaper than rag above 614,339 requests/day (closed-form)'
+    'fine-tune becomes cheaper than rag above 614,331 requests/day (closed-form)'
     """
 
     cheaper: str
@@ -496,6 +534,40 @@ def crossover(inputs: CostInputs, cheaper: str = "fine-tune", than: str = "rag")
     if r == 0:
         return Crossover(cheaper, than, 0.0, "none", f"{cheaper} is cheaper at every volume")
     return Crossover(cheaper, than, float(r), "closed-form" if linear else "piecewise closed-form")
+
+
+def context_for_crossover(inputs: CostInputs, requests_per_day: float | None = None, cheaper: str = "fine-tune",
+                          than: str = "rag", max_tokens: float = 2e6) -> float | None:
+    """Retrieved-context tokens per request above which ``cheaper`` costs less a month than ``than``
+    at ``requests_per_day`` (default: the inputs' volume); ``None`` when it does not even at ``max_tokens``.
+
+    Bisection on :func:`monthly_cost` (60 halvings: exact to far below a token), because the GPU
+    floor of self-hosting makes the difference only piecewise linear in the context length.
+
+    >>> round(context_for_crossover(CostInputs(), requests_per_day=1_000_000))
+    715
+    >>> context_for_crossover(CostInputs(finetuned_token_price_multiplier=100), 100, max_tokens=10_000) is None
+    True
+    """
+    x = as_cost_inputs(inputs)
+    _check_approach(cheaper, "cheaper")
+    _check_approach(than, "than")
+    if requests_per_day is not None:
+        x = x.replace(requests_per_day=requests_per_day)
+
+    def wins(tokens: float) -> bool:
+        y = x.replace(rag_context_tokens_per_request=tokens)
+        return monthly_cost(y, cheaper) < monthly_cost(y, than)
+
+    if not wins(max_tokens):
+        return None
+    if wins(0.0):
+        return 0.0
+    lo, hi = 0.0, float(max_tokens)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if wins(mid) else (mid, hi)
+    return hi
 
 
 @dataclass(frozen=True)
@@ -575,14 +647,17 @@ def _swing(a: float | None, b: float | None) -> float:
 # ------------------------------------------------------------------------------------------
 
 
-def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
+def cost_grid(base: CostInputs | None = None, among: Sequence[str] = TRAINED_OR_RETRIEVED, **axes: Any) -> dict[str, Any]:
     """Monthly costs, cheapest approach and crossover for many scenarios at once (numpy).
 
     Each keyword is a :class:`CostInputs` field given as an array (or scalar); arrays broadcast
     together, the rest comes from ``base``. ``hosting`` takes strings, ``knowledge_update_days``
     takes ``inf`` (or ``None``) for static knowledge. Returns arrays of the broadcast shape:
-    ``"rag"``, ``"fine-tune"``, ``"hybrid"`` (monthly USD), ``"cheapest"`` (index into
-    :data:`~ragft_lib.vocabulary.APPROACHES`) and ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never).
+    ``"rag"``, ``"fine-tune"``, ``"hybrid"``, ``"prompt"`` (monthly USD), ``"cheapest"`` (index into
+    :data:`~ragft_lib.vocabulary.APPROACHES` of the cheapest of ``among``) and
+    ``"crossover_requests_per_day"`` (fine-tune below RAG; ``inf`` = never). ``among`` leaves
+    ``"prompt"`` out by default: prompting alone answers only what the base model already knows,
+    so it is a cost floor to compare with, not a system that answers from your documents.
     The same formulas as the scalar functions; 1M scenarios take well under a second
     (``benchmarks/bench_cost_grid.py``).
 
@@ -608,12 +683,18 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
             arr = (arr == "self-hosted").astype(float)
             setattr(p, "self_hosted", arr)
         else:
+            no_batching = name == "retrain_cadence_days"   # None: retrain at each change (interval 0)
+            null = 0.0 if no_batching else math.inf
             if values is None and meta[name]["nullable"]:
-                values = math.inf
+                values = null
+            elif meta[name]["nullable"] and isinstance(values, (list, tuple)):
+                values = [null if v is None else v for v in values]
             arr = np.asarray(values, dtype=float)
             if name == "knowledge_update_days":
                 finite = arr[np.isfinite(arr) | np.isnan(arr)]
                 _check_array(name, finite, meta[name])
+            elif no_batching:
+                _check_array(name, arr[arr != 0], meta[name])
             else:
                 _check_array(name, arr, meta[name])
             setattr(p, name, arr)
@@ -623,7 +704,10 @@ def cost_grid(base: CostInputs | None = None, **axes: Any) -> dict[str, Any]:
         raise ConfigError("must be <= prompt_tokens_per_request", field="instruction_tokens_saved_by_finetuning")
     curves = {a: _curve(p, a) for a in APPROACHES}
     out = {a: np.broadcast_to(_curve_at(curves[a], p.requests_per_day), shape) for a in APPROACHES}
-    out["cheapest"] = np.argmin(np.stack([out[a] for a in APPROACHES]), axis=0)
+    for a in among:
+        _check_approach(a, "among")
+    picked = np.argmin(np.stack([out[a] for a in among]), axis=0)
+    out["cheapest"] = np.asarray([APPROACHES.index(a) for a in among])[picked]
     with np.errstate(divide="ignore", invalid="ignore"):
         r, _ = _crossover_core(curves["fine-tune"], curves["rag"])
     out["crossover_requests_per_day"] = np.broadcast_to(r, shape)
@@ -646,315 +730,3 @@ def _check_array(name: str, arr: Any, meta: Mapping[str, Any]) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         check(name, float(arr[index]), meta)
-
-
-# ------------------------------------------------------------------------------------------
-# Plots (matplotlib imported when called)
-# ------------------------------------------------------------------------------------------
-
-
-def plot_costs(
-    inputs: CostInputs | None = None,
-    requests_per_day: tuple[float, float] = (1e2, 1e7),
-    ax: Any = None,
-    points: int = 200,
-) -> Any:
-    """Monthly cost against requests/day for the three approaches (log-log), crossover marked.
-
-    >>> ax = plot_costs(CostInputs())            # doctest: +SKIP
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    inputs = CostInputs() if inputs is None else as_cost_inputs(inputs)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
-    r = np.geomspace(requests_per_day[0], requests_per_day[1], points)
-    grid = cost_grid(inputs, requests_per_day=r)
-    from .display import APPROACH_STYLES
-
-    for a in APPROACHES:
-        ax.plot(r, grid[a], label=a, **APPROACH_STYLES.get(a, {}))
-    c = crossover(inputs)
-    if c.requests_per_day and requests_per_day[0] <= c.requests_per_day <= requests_per_day[1]:
-        y = monthly_cost(inputs.replace(requests_per_day=c.requests_per_day), "rag")
-        ax.axvline(c.requests_per_day, color="grey", linestyle=":", linewidth=1)
-        ax.annotate(f"crossover\n{c.requests_per_day:,.0f}/day", (c.requests_per_day, y),
-                    textcoords="offset points", xytext=(8, -30), fontsize=9)
-    ax.set(xscale="log", yscale="log", xlabel="requests per day", ylabel="USD per month",
-           title=f"Monthly cost ({inputs.hosting}, prices as of {PRICES_AS_OF})")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    return ax
-
-
-def plot_sensitivity(rows: Sequence[SensitivityRow], baseline: float | None = None, ax: Any = None,
-                     top: int = 10) -> Any:
-    """Tornado plot of :func:`sensitivity` rows: crossover at the low and high value of each input.
-
-    "never" is drawn to the right edge of the axis.
-
-    >>> ax = plot_sensitivity(sensitivity(CostInputs()))   # doctest: +SKIP
-    """
-    import matplotlib.pyplot as plt
-
-    rows = list(rows)[:top][::-1]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
-    finite = [v for r in rows for v in (r.crossover_low, r.crossover_high) if v]
-    edge = max(finite + [baseline or 1.0]) * 10 if finite else 1e7
-    for i, row in enumerate(rows):
-        lo = row.crossover_low if row.crossover_low is not None else edge
-        hi = row.crossover_high if row.crossover_high is not None else edge
-        ax.barh(i, hi - lo if hi >= lo else lo - hi, left=min(lo, hi), color="tab:blue", alpha=0.7)
-        ax.plot([lo], [i], "v", color="tab:green")   # low value of the input
-        ax.plot([hi], [i], "^", color="tab:red")     # high value
-        for v, raw in ((lo, row.crossover_low), (hi, row.crossover_high)):
-            if raw is None:
-                ax.annotate("never", (v, i), xytext=(3, -4), textcoords="offset points", fontsize=9)
-    if baseline:
-        ax.axvline(baseline, color="black", linewidth=1)
-    ax.set_yticks(range(len(rows)), [r.field for r in rows], fontsize=9)
-    ax.set(xscale="log", xlabel="crossover, requests per day (v low value, ^ high value)",
-           title="What moves the fine-tuning crossover")
-    return ax
-
-
-# ------------------------------------------------------------------------------------------
-# Tables for a chapter or a notebook (pandas imported when called)
-# ------------------------------------------------------------------------------------------
-
-
-def breakdown_frame(inputs: CostInputs | None = None,
-                    requests_per_day: Sequence[float] = (1_000, 1_000_000)) -> Any:
-    """Cost per 1,000 requests in USD, by line item, for each approach at each volume (a DataFrame).
-
-    Rows are the line items of :func:`cost_breakdown` that are non-zero somewhere, plus
-    ``"total"``; columns are ``(requests/day, approach)``. Fixed monthly items (vector store,
-    training, retraining) are spread over the month's requests, which is why they dominate at low
-    volume and vanish at high volume.
-
-    >>> f = breakdown_frame(CostInputs(), requests_per_day=(1_000,))
-    >>> round(float(f.loc["vector_search", (1_000, "rag")]), 3)
-    0.05
-    >>> total = float(f.loc["total", (1_000, "rag")])
-    >>> round(total, 2) == round(1000 * cost_per_request(CostInputs(requests_per_day=1_000)), 2)
-    True
-    """
-    import pandas as pd
-
-    inputs = CostInputs() if inputs is None else as_cost_inputs(inputs)
-    columns = {}
-    for r in requests_per_day:
-        x = inputs.replace(requests_per_day=float(r))
-        per_1k = 1000.0 / (x.requests_per_day * DAYS_PER_MONTH)
-        for a in APPROACHES:
-            columns[(r, a)] = {k: v * per_1k for k, v in cost_breakdown(x, a).items()}
-    frame = pd.DataFrame(columns)
-    frame = frame.loc[(frame != 0).any(axis=1)]
-    frame.loc["total"] = frame.sum()
-    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["requests/day", "approach"])
-    frame.index.name = "USD per 1,000 requests"
-    return frame
-
-
-#: Ranges that :func:`sample_inputs` draws from: field -> (low, high, scale). ``"log"`` draws
-#: log-uniformly, ``"linear"`` uniformly. ``instruction_tokens_saved_by_finetuning`` is drawn as a
-#: *fraction* of the prompt; ``knowledge_update_days`` is static with probability
-#: :data:`STATIC_SHARE`; ``hosting`` is self-hosted with probability :data:`SELF_HOSTED_SHARE`.
-SCENARIO_RANGES: Mapping[str, tuple[float, float, str]] = MappingProxyType({
-    "prompt_tokens_per_request": (200.0, 3_000.0, "log"),
-    "instruction_tokens_saved_by_finetuning": (0.0, 0.8, "linear"),
-    "output_tokens_per_request": (50.0, 1_000.0, "log"),
-    "rag_context_tokens_per_request": (500.0, 8_000.0, "log"),
-    "knowledge_update_days": (1.0, 365.0, "log"),
-    "price_per_1k_input_tokens_usd": (0.0001, 0.005, "log"),
-    "price_per_1k_output_tokens_usd": (0.0004, 0.02, "log"),
-    "finetuned_token_price_multiplier": (1.0, 4.0, "linear"),
-    "vector_store_usd_per_month": (0.0, 1_000.0, "linear"),
-    "gpu_hour_usd": (1.0, 6.0, "log"),
-    "training_gpu_hours": (1.0, 100.0, "log"),
-    "data_prep_usd": (500.0, 30_000.0, "log"),
-    "finetuned_hosting_usd_per_month": (0.0, 2_000.0, "linear"),
-})
-#: Share of :func:`sample_inputs` scenarios with static knowledge.
-STATIC_SHARE = 0.25
-#: Share of :func:`sample_inputs` scenarios that are self-hosted.
-SELF_HOSTED_SHARE = 0.5
-
-
-def sample_inputs(n: int, seed: int = 0, ranges: Mapping[str, tuple[float, float, str]] | None = None,
-                  static_share: float = STATIC_SHARE, self_hosted_share: float = SELF_HOSTED_SHARE) -> dict[str, Any]:
-    """``n`` random scenarios as :func:`cost_grid` keyword arrays (numpy; seeded).
-
-    Each field in ``ranges`` (default :data:`SCENARIO_RANGES`) is drawn independently; the rest
-    stays at the base inputs of :func:`cost_grid`.
-
-    >>> xs = sample_inputs(1_000, seed=1)
-    >>> bool((xs["instruction_tokens_saved_by_finetuning"] <= xs["prompt_tokens_per_request"]).all())
-    True
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
-    for name, (lo, hi, scale) in (SCENARIO_RANGES if ranges is None else ranges).items():
-        if scale == "log":
-            out[name] = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
-        elif scale == "linear":
-            out[name] = rng.uniform(lo, hi, n)
-        else:
-            raise ConfigError(f"scale must be 'log' or 'linear', got {scale!r}", field=name)
-    if "instruction_tokens_saved_by_finetuning" in out:
-        prompt = out.get("prompt_tokens_per_request", CostInputs().prompt_tokens_per_request)
-        out["instruction_tokens_saved_by_finetuning"] = out["instruction_tokens_saved_by_finetuning"] * prompt
-    if "knowledge_update_days" in out:
-        out["knowledge_update_days"] = np.where(rng.random(n) < static_share, np.inf, out["knowledge_update_days"])
-    out["hosting"] = np.where(rng.random(n) < self_hosted_share, "self-hosted", "api")
-    return out
-
-
-def cheapest_by_volume(n: int = 1_000_000, requests_per_day: Sequence[float] | None = None, seed: int = 0,
-                       base: CostInputs | None = None,
-                       ranges: Mapping[str, tuple[float, float, str]] | None = None) -> Any:
-    """Share of random scenarios in which each approach is cheapest, at each volume (a DataFrame).
-
-    At least ``n`` scenarios: ``ceil(n / len(requests_per_day))`` random input sets (:func:`sample_inputs`)
-    evaluated at every volume in ``requests_per_day`` (default: 11 volumes, 100 to 10M a day),
-    in one :func:`cost_grid` call. Columns: the share of scenarios in which each approach is
-    cheapest. ``attrs`` holds ``scenarios`` (the count), ``input_sets``, the median fine-tuning
-    crossover of the input sets (``median_crossover_requests_per_day``, ``inf`` when most never
-    cross) and the share that never cross (``never_share``).
-
-    >>> f = cheapest_by_volume(n=20_000, requests_per_day=[1e2, 1e7])
-    >>> bool(f.loc[1e2, "rag"] > f.loc[1e2, "fine-tune"]), bool(f.loc[1e7, "fine-tune"] > f.loc[1e7, "rag"])
-    (True, True)
-    """
-    import numpy as np
-    import pandas as pd
-
-    volumes = np.asarray(np.geomspace(1e2, 1e7, 11) if requests_per_day is None else requests_per_day, dtype=float)
-    m = max(1, -(-n // len(volumes)))
-    axes = {k: np.asarray(v)[:, None] for k, v in sample_inputs(m, seed, ranges).items()}
-    grid = cost_grid(base, requests_per_day=volumes[None, :], **axes)
-    cheapest = grid["cheapest"]
-    frame = pd.DataFrame({a: (cheapest == i).mean(axis=0) for i, a in enumerate(APPROACHES)},
-                         index=pd.Index(volumes, name="requests/day"))
-    cross = grid["crossover_requests_per_day"][:, 0]
-    frame.attrs.update(scenarios=int(cheapest.size), input_sets=m,
-                       median_crossover_requests_per_day=float(np.median(cross)),
-                       never_share=float(np.mean(np.isinf(cross))))
-    return frame
-
-
-# ------------------------------------------------------------------------------------------
-# Interactive explorer (ipywidgets imported when called)
-# ------------------------------------------------------------------------------------------
-
-#: The inputs the explorer gives a slider, each with its (low, high) range on a log scale.
-EXPLORER_FIELDS: Mapping[str, tuple[float, float]] = MappingProxyType({
-    "price_per_1k_input_tokens_usd": (0.00005, 0.01),
-    "finetuned_token_price_multiplier": (1.0, 6.0),
-    "rag_context_tokens_per_request": (100.0, 20_000.0),
-    "instruction_tokens_saved_by_finetuning": (1.0, 800.0),
-    "knowledge_update_days": (1.0, 365.0),
-    "training_gpu_hours": (0.5, 200.0),
-})
-
-
-class CostExplorer:
-    """Sliders for the main cost inputs that redraw :func:`plot_costs` and restate the crossover.
-
-    Built by :func:`explorer`. ``inputs()`` reads the widgets into a :class:`CostInputs`;
-    ``update()`` redraws (called on every change). Displaying the object displays its widget.
-    """
-
-    def __init__(self, inputs: CostInputs | None = None, fields: Mapping[str, tuple[float, float]] | None = None,
-                 requests_per_day: tuple[float, float] = (1e2, 1e7)) -> None:
-        import ipywidgets as w
-
-        self.base = inputs or CostInputs()
-        self.range = requests_per_day
-        meta = {f.name: f.metadata for f in dataclasses.fields(CostInputs)}
-        style, layout = {"description_width": "320px"}, w.Layout(width="640px")
-        self.sliders: dict[str, Any] = {}
-        for name, (lo, hi) in (EXPLORER_FIELDS if fields is None else fields).items():
-            if name not in meta or meta[name]["kind"] != "float":
-                raise ConfigError("not a numeric field of CostInputs", field=name)
-            value = getattr(self.base, name)
-            value = hi if value is None else min(max(value, lo), hi)
-            unit = meta[name]["unit"]
-            self.sliders[name] = w.FloatLogSlider(
-                value=value, min=math.log10(lo), max=math.log10(hi), step=0.01,
-                description=f"{meta[name]['label']} ({unit})" if unit else meta[name]["label"],
-                readout_format=".3g", continuous_update=False, style=style, layout=layout)
-        self.static = w.Checkbox(value=self.base.knowledge_update_days is None,
-                                 description="Static knowledge (no retraining)", style=style, layout=layout)
-        self.hosting = w.ToggleButtons(options=["api", "self-hosted"], value=self.base.hosting,
-                                       description="Hosting", style=style)
-        self.message = w.HTML()
-        self.output = w.Output()
-        for widget in [*self.sliders.values(), self.static, self.hosting]:
-            widget.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([w.HTML("<b>Cost model inputs</b> (prices as of " + PRICES_AS_OF + ")"),
-                              *self.sliders.values(), self.static, self.hosting, self.message, self.output])
-        self.update()
-
-    def inputs(self) -> CostInputs:
-        """The widgets' values as validated :class:`CostInputs` (raises :class:`~ragft_lib.errors.ConfigError`)."""
-        values = {k: s.value for k, s in self.sliders.items()}
-        if self.static.value:
-            values["knowledge_update_days"] = None
-        values["hosting"] = self.hosting.value
-        prompt = values.get("prompt_tokens_per_request", self.base.prompt_tokens_per_request)
-        if values.get("instruction_tokens_saved_by_finetuning", 0) > prompt:
-            values["instruction_tokens_saved_by_finetuning"] = prompt
-        return self.base.replace(**values)
-
-    def update(self) -> str:
-        """Redraw the curves for the current values; returns the crossover sentence shown."""
-        import base64
-        import io
-
-        import matplotlib.pyplot as plt
-
-        try:
-            x = self.inputs()
-        except ConfigError as err:
-            self.message.value = f'<span style="color:#b00">{err}</span>'
-            return str(err)
-        text = str(crossover(x)) + "."
-        self.message.value = f"<b>{text}</b>"
-        fig, ax = plt.subplots(figsize=(7, 4))
-        plot_costs(x, requests_per_day=self.range, ax=ax)
-        fig.tight_layout()
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=90)
-        plt.close(fig)
-        # Set the output widget's content directly: works in a kernel, in tests, and is saved
-        # in the notebook's widget state for the static page.
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": base64.b64encode(png.getvalue()).decode("ascii"),
-                                         "text/plain": f"<cost curves: {text}>"}},)
-        return text
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from .display import kernel_only, static_page
-
-        if static_page():  # the HTML book: frozen sliders would look live and do nothing
-            return kernel_only("Sliders that redraw these curves",
-                               "In the HTML book, the live cost explorer runs the same code in your browser.")
-        return self.widget._repr_mimebundle_(**kwargs)
-
-
-def explorer(inputs: CostInputs | None = None, fields: Mapping[str, tuple[float, float]] | None = None,
-             requests_per_day: tuple[float, float] = (1e2, 1e7)) -> CostExplorer:
-    """An ipywidgets explorer of the cost curves: sliders for ``fields`` (default
-    :data:`EXPLORER_FIELDS`), a static-knowledge switch and the hosting choice; every change
-    redraws :func:`plot_costs` and the crossover sentence. Needs ``ipywidgets`` (live in
-    Jupyter/Colab; a static HTML page shows the state it was built with).
-
-    >>> ex = explorer()                                          # doctest: +SKIP
-    >>> ex.sliders["finetuned_token_price_multiplier"].value = 1  # doctest: +SKIP
-    """
-    return CostExplorer(inputs, fields, requests_per_day)
