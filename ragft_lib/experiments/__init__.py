@@ -12,7 +12,7 @@ showing the same experiment share one run.
 * :func:`freshness` — the knowledge changes: re-index against retrain;
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
-* :func:`measured_latency` — per-request latency of the systems on this machine;
+* :func:`measure_latency` — per-request latency of the four systems on this machine, equal answer lengths;
 * :func:`decision_from_measurement` — the measurements fed into the cost model and the decision.
 
 >>> s = ExperimentSettings.for_model(None)
@@ -28,11 +28,12 @@ from .context import ContextTokens, measured_context_tokens
 from .decision import decision_from_measurement
 from .freshness import freshness
 from .lab import Lab, stratified_sample
-from .latency import measured_latency
+from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
 from .result import ExperimentResult, summarise
 from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
-           "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
+           "freshness", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
+           "INTERACTIVE_SLOS", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result"]
