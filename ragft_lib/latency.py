@@ -670,7 +670,9 @@ class LatencySLO:
                            max_exclusive=True, example=0.95, help="Share of requests the target covers (0.95: p95).")
     target_ms: float = spec(dataclasses.MISSING, "float", label="Target", unit="ms", min=0, min_exclusive=True,
                             example=1000, help="Most milliseconds a request may take at that quantile.")
-    scenario: str = spec("", "str", label="Scenario", help="Where the target comes from (decided before measuring).")
+    scenario: str = spec(dataclasses.MISSING, "str", label="Scenario", example="answers within a second",
+                         help="Where the target comes from, decided before measuring (required: a target with no "
+                              "scenario is a number fitted to the data).")
 
     def __post_init__(self) -> None:
         validate(self)
