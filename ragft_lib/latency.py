@@ -38,7 +38,8 @@ __all__ = [
     "APPROACHES", "STAGES", "RETRIEVAL_STAGES", "PERCENTILES", "PROFILE_FORMAT", "DEFAULT_PERCENTILES_MS",
     "LogNormal", "Empirical", "Distribution", "LatencyProfile", "LatencyReport", "simulate", "sla_check",
     "plot_distributions", "plot_tail", "profile_from_measurements",
-    "SLO_VERDICTS", "SamplesNeeded", "samples_needed", "QuantileEstimate", "quantile_ci", "paired_median_difference",
+    "SLO_VERDICTS", "SamplesNeeded", "samples_needed", "QuantileEstimate", "quantile_ci", "paired_quantile_difference",
+    "paired_median_difference",
     "LatencySLO",
 ]
 
@@ -627,14 +628,15 @@ def quantile_ci(samples: Sequence[float], q: float, *, confidence: float = 0.95,
                             exact_high=exact_high, n=len(xs), confidence=confidence)
 
 
-def paired_median_difference(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
-                             n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
-    """``(median(a) - median(b), low, high)``: the difference of two systems' medians with its paired
-    percentile bootstrap interval (``scipy.stats.bootstrap(paired=True)``): ``a[i]`` and ``b[i]`` are
-    the same request (the same question, timed in the same round), so a slow moment of the machine
-    hits both and is resampled together.
+def paired_quantile_difference(a: Sequence[float], b: Sequence[float], q: float = 0.5, *, confidence: float = 0.95,
+                               n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """``(quantile_q(a) - quantile_q(b), low, high)``: the difference of two systems' ``q`` quantiles with
+    its paired percentile bootstrap interval (``scipy.stats.bootstrap(paired=True)``): ``a[i]`` and
+    ``b[i]`` are the same request (the same question, timed in the same round), so a slow moment of
+    the machine hits both and is resampled together. For a tail quantile the same caveat as in
+    :func:`quantile_ci` holds: the bootstrap cannot see beyond the slowest requests timed.
 
-    >>> d, lo, hi = paired_median_difference([10.0, 12, 11, 13, 12], [5.0, 6, 5, 7, 6])
+    >>> d, lo, hi = paired_quantile_difference([10.0, 12, 11, 13, 12], [5.0, 6, 5, 7, 6])
     >>> d, lo <= d <= hi
     (6.0, True)
     """
@@ -644,16 +646,25 @@ def paired_median_difference(a: Sequence[float], b: Sequence[float], *, confiden
     xa, xb = np.asarray(_timings(a, "a")), np.asarray(_timings(b, "b"))
     if len(xa) != len(xb):
         raise ConfigError(f"must have as many timings as a (paired), got {len(xb)} against {len(xa)}", field="b")
-    confidence = _confidence(confidence)
+    q, confidence = _quantile_level(q), _confidence(confidence)
     n_resamples = require("n_resamples", n_resamples, "int", min=100)
-    diff = float(np.median(xa) - np.median(xb))
+    diff = float(np.quantile(xa, q) - np.quantile(xb, q))
     if len(xa) < 2:
         return diff, diff, diff
-    res = stats.bootstrap((xa, xb), lambda x, y, axis=-1: np.median(x, axis=axis) - np.median(y, axis=axis),
+    res = stats.bootstrap((xa, xb), lambda x, y, axis=-1: np.quantile(x, q, axis=axis) - np.quantile(y, q, axis=axis),
                           paired=True, vectorized=True, method="percentile", confidence_level=confidence,
                           n_resamples=n_resamples, rng=np.random.default_rng(seed))
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return diff, min(low, diff), max(high, diff)
+
+
+def paired_median_difference(a: Sequence[float], b: Sequence[float], **kwargs: Any) -> tuple[float, float, float]:
+    """:func:`paired_quantile_difference` at the median.
+
+    >>> paired_median_difference([3.0, 4.0, 5.0], [1.0, 2.0, 3.0])[0]
+    2.0
+    """
+    return paired_quantile_difference(a, b, 0.5, **kwargs)
 
 
 @dataclass(frozen=True)

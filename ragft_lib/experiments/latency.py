@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from .._fields import require, spec, validate
 from ..errors import ConfigError, DataError
-from ..latency import LatencySLO, QuantileEstimate, paired_median_difference, quantile_ci
+from ..latency import LatencySLO, QuantileEstimate, paired_quantile_difference, quantile_ci
 from ..vocabulary import RETRIEVAL_STAGES
 from .lab import Lab, stratified_sample
 from .settings import ExperimentSettings
@@ -155,10 +155,10 @@ class LatencyRun:
         cols = [*TIMED_STAGES, "total"]
         return (f.groupby("system", sort=False)[cols].median() * 1000).reindex(list(self.systems))
 
-    def difference(self, a: str, b: str, **kwargs: Any) -> tuple[float, float, float]:
-        """Median of ``a`` minus median of ``b`` (ms) with its paired bootstrap interval
-        (:func:`~ragft_lib.latency.paired_median_difference`), over the requests both answered."""
-        return paired_median_difference(self.totals_ms(a), self.totals_ms(b), **kwargs)
+    def difference(self, a: str, b: str, q: float = 0.5, **kwargs: Any) -> tuple[float, float, float]:
+        """The ``q`` quantile (default the median) of ``a`` minus that of ``b`` (ms) with its paired
+        bootstrap interval (:func:`~ragft_lib.latency.paired_quantile_difference`), over the same requests."""
+        return paired_quantile_difference(self.totals_ms(a), self.totals_ms(b), q, **kwargs)
 
     def verdicts(self, slos: Sequence[LatencySLO] = INTERACTIVE_SLOS) -> dict[str, dict[str, str]]:
         """``{system: {"p95": "meets" | "misses" | "cannot tell", ...}}`` for each target."""
