@@ -154,7 +154,7 @@ def test_run_settings_are_validated() -> None:
 
 def _run(n: int = 120, max_load: float = 0.5, cpus: int = 2) -> LatencyRun:
     rng = np.random.default_rng(5)
-    base_s = {"closed-book": 0.40, "lora-aug": 0.48, "rag": 0.70, "lora-aug+rag": 0.80}
+    base_s = {"closed-book": 0.40, "lora-aug": 0.48, "rag": 0.70, "lora-aug+rag": 1.30}
     records = []
     for i in range(n):
         slow = rng.lognormal(0, 0.1)  # one moment of the machine, shared by the round
@@ -178,7 +178,7 @@ def test_latency_run_statistics_from_records() -> None:
     assert 0 < lo <= d <= hi          # paired rounds: the shared slowness cancels
     v = run.verdicts()
     assert v["closed-book"]["p99"] == "cannot tell"   # 120 requests cannot bound a p99
-    assert v["closed-book"]["p95"] == "meets" and v["lora-aug+rag"]["p95"] == "meets"
+    assert v["closed-book"]["p95"] == "meets" and v["lora-aug+rag"]["p95"] == "misses"   # ~0.6 s and ~1.7 s
     pct = run.percentiles_ms()
     assert set(pct) == {"rag", "fine-tune", "hybrid"} and pct["hybrid"]["p50"] > pct["fine-tune"]["p50"]
     medians = run.stage_medians_ms()
