@@ -38,6 +38,9 @@ __all__ = [
     "APPROACHES", "STAGES", "RETRIEVAL_STAGES", "PERCENTILES", "PROFILE_FORMAT", "DEFAULT_PERCENTILES_MS",
     "LogNormal", "Empirical", "Distribution", "LatencyProfile", "LatencyReport", "simulate", "sla_check",
     "plot_distributions", "plot_tail", "profile_from_measurements",
+    "SLO_VERDICTS", "SamplesNeeded", "samples_needed", "QuantileEstimate", "quantile_ci", "paired_quantile_difference",
+    "paired_median_difference",
+    "LatencySLO",
 ]
 
 # In a LatencyProfile the ``generate`` stage is generation *without* retrieved context: RAG adds
@@ -451,3 +454,246 @@ def profile_from_measurements(measured: Mapping[str, Any], **info: Any) -> dict[
         "rag_timings": [dict(t) for t in rag],
         "closed_book_timings": [dict(t) for t in closed],
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Measured quantiles with their uncertainty (the statistics of ragft_lib.experiments.latency)
+# --------------------------------------------------------------------------------------------
+
+#: The words of an SLO verdict: the interval lies below the target, above it, or straddles it.
+SLO_VERDICTS: tuple[str, ...] = ("meets", "misses", "cannot tell")
+
+
+def _timings(samples: Any, field: str = "samples") -> list[float]:
+    """``samples`` as a list of finite floats >= 0, or a :class:`ConfigError` naming ``field``."""
+    if isinstance(samples, (str, bytes, Mapping)) or not isinstance(samples, Iterable):
+        raise ConfigError(f"must be a sequence of timings, got {type(samples).__name__} {samples!r:.60}", field=field)
+    out = []
+    for i, x in enumerate(samples):
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise ConfigError(f"timing {i} must be a number, got {type(x).__name__} {x!r:.60}", field=field)
+        if not math.isfinite(float(x)) or float(x) < 0:
+            raise ConfigError(f"timing {i} must be finite and >= 0, got {x!r}", field=field)
+        out.append(float(x))
+    if not out:
+        raise ConfigError("needs at least one timing, got none", field=field)
+    return out
+
+
+def _quantile_level(q: Any, field: str = "q") -> float:
+    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < float(q) < 1:
+        raise ConfigError(f"must be a quantile level strictly between 0 and 1 (0.99 for p99), got {q!r}", field=field)
+    return float(q)
+
+
+def _confidence(confidence: Any) -> float:
+    return _quantile_level(confidence, "confidence")
+
+
+@dataclass(frozen=True)
+class SamplesNeeded:
+    """How many timed requests a quantile needs (see :func:`samples_needed`)."""
+
+    q: float
+    confidence: float
+    above: int
+    for_finite_ci: int
+    for_above: int
+
+    @property
+    def n(self) -> int:
+        """The larger of the two: enough for a bounded interval and for ``above`` timings beyond the quantile."""
+        return max(self.for_finite_ci, self.for_above)
+
+
+def samples_needed(q: float = 0.99, *, above: int = 10, confidence: float = 0.95) -> SamplesNeeded:
+    """How many timed requests the ``q`` quantile needs before it means anything. Standard library only.
+
+    * ``for_finite_ci``: the fewest requests for which the distribution-free interval of the
+      quantile (:func:`quantile_ci`'s ``exact_*``) has a finite upper end: the slowest of ``n``
+      requests lies above the true quantile with probability ``1 - q**n``, which must reach
+      ``1 - (1 - confidence) / 2``; below that, nothing measured rules out a quantile slower than
+      every request seen.
+    * ``for_above``: the requests for ``above`` of them to lie beyond the quantile on average,
+      ``above / (1 - q)``: the quantile is then read between measured requests, not at the
+      slowest one.
+
+    >>> s = samples_needed(0.99)
+    >>> s.for_finite_ci, s.for_above, s.n
+    (368, 1000, 1000)
+    >>> samples_needed(0.95, above=1).for_finite_ci
+    72
+    """
+    q, confidence = _quantile_level(q), _confidence(confidence)
+    above = require("above", above, "int", min=1)
+    tail = (1 - confidence) / 2
+    n_ci = math.ceil(math.log(tail) / math.log(q) - 1e-9)
+    while q ** n_ci > tail:  # guard the rounding above
+        n_ci += 1
+    n_above = math.ceil(round(above / (1 - q), 9))
+    return SamplesNeeded(q=q, confidence=confidence, above=above, for_finite_ci=n_ci, for_above=n_above)
+
+
+@dataclass(frozen=True)
+class QuantileEstimate:
+    """A measured quantile with two 95 % intervals (milliseconds or any unit the samples had).
+
+    ``low``/``high``: the percentile bootstrap. ``exact_low``/``exact_high``: the distribution-free
+    interval from order statistics (binomial), ``inf`` when too few requests were timed to bound it
+    (:func:`samples_needed`). :meth:`verdict` uses the wider of the two.
+    """
+
+    q: float
+    value: float
+    low: float
+    high: float
+    exact_low: float
+    exact_high: float
+    n: int
+    confidence: float
+
+    @property
+    def name(self) -> str:
+        """``"p95"`` for ``q = 0.95``."""
+        return f"p{100 * self.q:g}"
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the distribution-free interval has a finite upper end."""
+        return math.isfinite(self.exact_high)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The wider of the two intervals (the one :meth:`verdict` reads)."""
+        return min(self.low, self.exact_low), max(self.high, self.exact_high)
+
+    def verdict(self, target: float) -> str:
+        """``"meets"`` if the whole interval is at or below ``target``, ``"misses"`` if it is all above,
+        else ``"cannot tell"``.
+
+        >>> QuantileEstimate(0.95, 800, 700, 900, 690, 950, 300, 0.95).verdict(1000)
+        'meets'
+        >>> QuantileEstimate(0.99, 900, 800, 990, 790, float("inf"), 200, 0.95).verdict(1000)
+        'cannot tell'
+        """
+        target = require("target", target, "float", min=0, min_exclusive=True)
+        lo, hi = self.interval
+        return "meets" if hi <= target else "misses" if lo > target else "cannot tell"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantile": self.name, **dataclasses.asdict(self)}
+
+
+def quantile_ci(samples: Sequence[float], q: float, *, confidence: float = 0.95, n_resamples: int = 4000,
+                seed: int = 0) -> QuantileEstimate:
+    """The ``q`` quantile of ``samples`` (e.g. request latencies) with its interval, two ways.
+
+    The percentile bootstrap is ``scipy.stats.bootstrap`` (``method="percentile"``, the quantile as
+    statistic, ``seed`` for reproducibility); the distribution-free interval is
+    ``scipy.stats.quantile_test(...).confidence_interval`` (order statistics, exact binomial
+    coverage). Both, because a bootstrap of a tail quantile cannot see beyond the slowest request
+    timed: with 200 requests its p99 interval ends near the maximum and looks tight, while the
+    order statistics say the upper end is unbounded until about 368 requests
+    (:func:`samples_needed`). Bias-corrected (BCa) bootstraps misbehave on the ties and extreme
+    ranks of a tail quantile, hence the plain percentile method.
+
+    >>> est = quantile_ci([float(x) for x in range(1, 201)], 0.5)
+    >>> est.value, est.low < 100.5 < est.high, est.bounded
+    (100.5, True, True)
+    >>> quantile_ci([1.0, 2.0, 3.0], 0.99).bounded
+    False
+    >>> quantile_ci([], 0.5)
+    Traceback (most recent call last):
+    ...
+    ragft_lib.errors.ConfigError: samples: needs at least one timing, got none
+    """
+    import numpy as np
+    from scipy import stats
+
+    xs = np.asarray(_timings(samples), dtype=float)
+    q, confidence = _quantile_level(q), _confidence(confidence)
+    n_resamples = require("n_resamples", n_resamples, "int", min=100)
+    value = float(np.quantile(xs, q))
+    if len(xs) > 1 and np.ptp(xs) > 0:
+        res = stats.bootstrap((xs,), lambda x, axis=-1: np.quantile(x, q, axis=axis), vectorized=True,
+                              method="percentile", confidence_level=confidence, n_resamples=n_resamples,
+                              rng=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    else:  # one timing, or all equal: every resample is the same
+        low = high = value
+    ci = stats.quantile_test(xs, q=value, p=q).confidence_interval(confidence)
+    exact_low = float(ci.low) if np.isfinite(ci.low) else -math.inf
+    exact_high = float(ci.high) if np.isfinite(ci.high) else math.inf
+    return QuantileEstimate(q=q, value=value, low=min(low, value), high=max(high, value), exact_low=exact_low,
+                            exact_high=exact_high, n=len(xs), confidence=confidence)
+
+
+def paired_quantile_difference(a: Sequence[float], b: Sequence[float], q: float = 0.5, *, confidence: float = 0.95,
+                               n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """``(quantile_q(a) - quantile_q(b), low, high)``: the difference of two systems' ``q`` quantiles with
+    its paired percentile bootstrap interval (``scipy.stats.bootstrap(paired=True)``): ``a[i]`` and
+    ``b[i]`` are the same request (the same question, timed in the same round), so a slow moment of
+    the machine hits both and is resampled together. For a tail quantile the same caveat as in
+    :func:`quantile_ci` holds: the bootstrap cannot see beyond the slowest requests timed.
+
+    >>> d, lo, hi = paired_quantile_difference([10.0, 12, 11, 13, 12], [5.0, 6, 5, 7, 6])
+    >>> d, lo <= d <= hi
+    (6.0, True)
+    """
+    import numpy as np
+    from scipy import stats
+
+    xa, xb = np.asarray(_timings(a, "a")), np.asarray(_timings(b, "b"))
+    if len(xa) != len(xb):
+        raise ConfigError(f"must have as many timings as a (paired), got {len(xb)} against {len(xa)}", field="b")
+    q, confidence = _quantile_level(q), _confidence(confidence)
+    n_resamples = require("n_resamples", n_resamples, "int", min=100)
+    diff = float(np.quantile(xa, q) - np.quantile(xb, q))
+    if len(xa) < 2:
+        return diff, diff, diff
+    res = stats.bootstrap((xa, xb), lambda x, y, axis=-1: np.quantile(x, q, axis=axis) - np.quantile(y, q, axis=axis),
+                          paired=True, vectorized=True, method="percentile", confidence_level=confidence,
+                          n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return diff, min(low, diff), max(high, diff)
+
+
+def paired_median_difference(a: Sequence[float], b: Sequence[float], **kwargs: Any) -> tuple[float, float, float]:
+    """:func:`paired_quantile_difference` at the median.
+
+    >>> paired_median_difference([3.0, 4.0, 5.0], [1.0, 2.0, 3.0])[0]
+    2.0
+    """
+    return paired_quantile_difference(a, b, 0.5, **kwargs)
+
+
+@dataclass(frozen=True)
+class LatencySLO:
+    """A latency target fixed from a scenario before anything is measured: the ``quantile`` of
+    end-to-end request time must be at most ``target_ms``; ``scenario`` says where the number comes from.
+
+    >>> slo = LatencySLO(0.95, 1000, "an answer within a second")
+    >>> slo.name, slo.verdict(QuantileEstimate(0.95, 800, 700, 900, 690, 950, 300, 0.95))
+    ('p95', 'meets')
+    """
+
+    quantile: float = spec(dataclasses.MISSING, "float", label="Quantile", min=0, max=1, min_exclusive=True,
+                           max_exclusive=True, example=0.95, help="Share of requests the target covers (0.95: p95).")
+    target_ms: float = spec(dataclasses.MISSING, "float", label="Target", unit="ms", min=0, min_exclusive=True,
+                            example=1000, help="Most milliseconds a request may take at that quantile.")
+    scenario: str = spec(dataclasses.MISSING, "str", label="Scenario", example="answers within a second",
+                         help="Where the target comes from, decided before measuring (required: a target with no "
+                              "scenario is a number fitted to the data).")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def name(self) -> str:
+        return f"p{100 * self.quantile:g}"
+
+    def verdict(self, estimate: QuantileEstimate) -> str:
+        """The estimate's :meth:`QuantileEstimate.verdict` against this target (same quantile required)."""
+        if not isinstance(estimate, QuantileEstimate) or not math.isclose(estimate.q, self.quantile):
+            raise ConfigError(f"must be a QuantileEstimate of the {self.name}, got {estimate!r:.80}", field="estimate")
+        return estimate.verdict(self.target_ms)
