@@ -13,7 +13,8 @@ showing the same experiment share one run.
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
 * :func:`measured_latency` — per-request latency of the systems on this machine;
-* :func:`decision_from_measurement` — the measurements fed into the cost model and the decision.
+* :func:`decision_from_measurement` — the measurements fed into the cost model and the decision;
+* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -22,6 +23,7 @@ showing the same experiment share one run.
 
 from __future__ import annotations
 
+from .boundary import BOUNDARY_SYSTEMS, knowledge_boundary, outcome_table
 from .cache import cached_json, cached_result, content_key, result_path
 from .consistency import consistency
 from .context import ContextTokens, measured_context_tokens
@@ -35,4 +37,5 @@ from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
            "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
-           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result"]
+           "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "content_key", "result_path", "cached_json", "cached_result",
+           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table"]
