@@ -128,13 +128,16 @@ def unanswerable_questions(world: "World", n: int = 300, *, seed: int = 0,
     types = sorted(templates)
     known = [d.metadata.get("entity", "") for d in world.documents] + [f.answer for f in world.facts]
     per_type = {t: n_absent // len(types) + (i < n_absent % len(types)) for i, t in enumerate(types)}
-    fakes = {t: invent_names(t, per_type[t], seed=seed * 1000 + i + 1, exclude=known) for i, t in enumerate(types)}
     text = "\n".join(d.text for d in world.documents).lower()
+    # Invented names in order, minus any that occurs inside the documents even as part of a longer
+    # name ("Stoudale" in "Drounstoudale"); drawing more names leaves the earlier ones unchanged.
+    fakes = {t: [x for x in invent_names(t, 2 * per_type[t] + 10, seed=seed * 1000 + i + 1, exclude=known)
+                 if x.lower() not in text][:per_type[t]] for i, t in enumerate(types)}
     absent: list[UnanswerableQuestion] = []
     for t in types:
+        if len(fakes[t]) < per_type[t]:  # pragma: no cover - the name space is large
+            raise DataError(f"could not invent {per_type[t]} {t} names absent from the documents")
         for j, name in enumerate(fakes[t]):
-            if name.lower() in text:  # pragma: no cover - invent_names excludes the world's names
-                raise DataError(f"invented name {name!r} occurs in the documents")
             attr, qs = templates[t][j % len(templates[t])]
             q = rng.choice(qs).format(e=name)
             absent.append(UnanswerableQuestion(f"absent/{t}/{j}", q, "absent-entity", name, t, attr, ""))
