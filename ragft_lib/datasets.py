@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "COUNTRY", "GENERAL_QUESTIONS", "Fact", "QAPair", "FactChange", "WorldUpdate", "World", "load_world",
-    "load_pydoc_topics", "fact_examples", "raft_prompt", "raft_examples",
+    "load_pydoc_topics", "invent_names", "fact_examples", "raft_prompt", "raft_examples",
     "EXTRACTION_ATTRIBUTES", "EXTRACTION_SCHEMA", "EXTRACTION_INSTRUCTION", "extraction_prompt", "extraction_task",
     "HOUSE_STYLE_GUIDE", "house_style", "follows_house_style", "style_task", "few_shot_messages",
 ]
@@ -101,6 +101,29 @@ class _NamePool:
                 self.used.add(key)
                 return name
         raise RuntimeError("name space exhausted")  # pragma: no cover
+
+
+_NAME_MAKERS: dict[str, Callable[[random.Random], str]] = {
+    "town": lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES),
+    "person": lambda r: _word(r, r.choice([1, 2])) + " " + _word(r, r.choice([2, 3])),
+    "company": lambda r: _word(r, 2) + " " + r.choice(_COMPANY_KINDS),
+}
+
+
+def invent_names(entity_type: str, n: int, *, seed: int = 0, exclude: Iterable[str] = ()) -> list[str]:
+    """``n`` new names of towns, companies or people, made like the world's own (same syllables and
+    suffixes) but none in ``exclude`` (compared case-insensitively): entities that exist nowhere.
+
+    >>> w = load_world()
+    >>> fake = invent_names("town", 3, seed=1, exclude=[d.metadata["entity"] for d in w.documents])
+    >>> len(fake), any(name in d.text for name in fake for d in w.documents)
+    (3, False)
+    """
+    require("entity_type", entity_type, "choice", choices=tuple(_NAME_MAKERS))
+    n = require("n", n, "int", min=0)
+    pool = _NamePool(random.Random(seed))
+    pool.used.update(str(x).lower() for x in exclude)
+    return [pool.take(_NAME_MAKERS[entity_type]) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,13 +526,10 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
         require(fname, value, "float", min=0, max=1, max_exclusive=True)
     rng = random.Random(seed)
     names = _NamePool(rng)
-    towns = [names.take(lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES)) for _ in range(n_towns)]
+    towns = [names.take(_NAME_MAKERS["town"]) for _ in range(n_towns)]
     rivers = [names.take(lambda r: _word(r, 2) + "a") for _ in range(max(3, n_towns // 3))]
-    people = [
-        names.take(lambda r: _word(r, r.choice([1, 2])) + " " + _word(r, r.choice([2, 3])))
-        for _ in range(n_people)
-    ]
-    companies = [names.take(lambda r: _word(r, 2) + " " + r.choice(_COMPANY_KINDS)) for _ in range(n_companies)]
+    people = [names.take(_NAME_MAKERS["person"]) for _ in range(n_people)]
+    companies = [names.take(_NAME_MAKERS["company"]) for _ in range(n_companies)]
 
     values: dict[tuple[str, str], str] = {}
     entities: list[tuple[str, str, str]] = []  # (entity_id, type, name)

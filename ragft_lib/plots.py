@@ -5,6 +5,7 @@ Every measured accuracy in the book comes with a bootstrap interval
 intervals as error bars (one colour per approach, :mod:`ragft_lib.vocabulary`);
 :func:`format_ci` writes one in prose or a table cell; :func:`ci_errors` turns estimates and bounds
 into the asymmetric error arrays matplotlib wants, for plots that are not bars.
+:func:`coverage_accuracy_plot` draws the trade-off of an abstention threshold.
 
 >>> format_ci(0.62, 0.47, 0.75, n=40)
 '62 % (95 % CI 47–75 %, n = 40)'
@@ -18,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from .errors import DataError
 from .vocabulary import COLOURS, approach_of
 
-__all__ = ["format_ci", "ci_errors", "accuracy_bars"]
+__all__ = ["format_ci", "ci_errors", "accuracy_bars", "coverage_accuracy_plot"]
 
 
 def _check_interval(est: float, lo: float, hi: float, where: str = "") -> None:
@@ -144,6 +145,46 @@ def accuracy_bars(summary: Any, ax: Any = None, *, label: str = "approach", esti
         ax.set_ylabel(axis_label)
     if group:
         ax.legend(loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def coverage_accuracy_plot(curves: Mapping[str, Sequence[Mapping[str, float]]], ax: Any = None, *,
+                           marks: Mapping[str, float] | None = None, title: str | None = None) -> Any:
+    """Coverage (share of questions answered) against the accuracy of the answered ones, one line
+    per system, as an abstention threshold moves (the rows of
+    :func:`~ragft_lib.unanswerable.coverage_curve`); ``marks`` puts a dot at one threshold per
+    system (e.g. the calibrated one). Returns the Figure.
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> rows = [{"threshold": 0.0, "coverage": 1.0, "accuracy": 0.4}, {"threshold": 0.5, "coverage": 0.5, "accuracy": 0.8}]
+    >>> len(coverage_accuracy_plot({"rag": rows}, marks={"rag": 0.5}).axes[0].lines)
+    2
+    """
+    if not curves:
+        raise DataError("coverage_accuracy_plot needs at least one curve")
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (name, rows) in enumerate(curves.items()):
+        pts = [r for r in rows if math.isfinite(float(r["accuracy"]))]
+        if not pts:
+            raise DataError(f"curve {name!r} has no point with an accuracy (nothing answered at any threshold)")
+        pts = sorted(pts, key=lambda r: float(r["coverage"]))
+        colour = _colour(name, i)
+        ax.plot([r["coverage"] for r in pts], [r["accuracy"] for r in pts], color=colour, label=name,
+                drawstyle="steps-post", linestyle="--" if i % 2 else "-")
+        if marks and name in marks:
+            at = min(pts, key=lambda r: abs(float(r["threshold"]) - marks[name]))
+            ax.plot([at["coverage"]], [at["accuracy"]], "o", color=colour, markersize=7)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage: share of all questions answered")
+    ax.set_ylabel("accuracy of the answered questions")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
     return ax.figure

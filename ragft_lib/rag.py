@@ -12,6 +12,16 @@ An answer goes through five timed stages, the "3-5 additional steps" RAG adds to
 ``context_tokens`` tokens *of the generator's tokenizer*; a chunk that does not fit is left out
 (and is not cited). ``Answer.prompt`` is exactly the string the model continued (the chat
 template applied by ``generator.format_prompt``).
+
+**Abstention.** Before generating, the pipeline measures how well the corpus covers the question:
+the best cosine similarity between the question and any chunk (:func:`retrieval_confidence`, the
+dense score whatever the retrieval mode, because fused and BM25 scores are not comparable across
+questions). Below ``abstain_below`` it abstains without calling the model: ``Answer.abstained`` is
+``True``, ``Answer.text`` is :data:`ABSTAIN_TEXT`, nothing is cited, and ``Answer.metadata`` holds
+``abstain_reason`` (``"retrieval"``), ``best_score``, ``abstain_below`` and the ``nearest`` sources
+with their scores. An answer the model wrote is also marked ``abstained`` (reason ``"model"``) when
+its text says it does not know (:func:`says_unknown`). The default threshold,
+:data:`DEFAULT_ABSTAIN_BELOW`, was calibrated on validation questions (see its note).
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ from .retrieval import check_query as _check_query
 from .stores import check_k
 from .vocabulary import STAGES  # the stage names of Answer.timings, in order
 
-__all__ = ["STAGES", "RAG_SYSTEM", "CLOSED_BOOK_SYSTEM", "Answer", "RAGPipeline", "closed_book", "AuditLog",
-           "read_audit_log", "measure_timings"]
+__all__ = ["STAGES", "RAG_SYSTEM", "CLOSED_BOOK_SYSTEM", "ABSTAIN_TEXT", "DEFAULT_ABSTAIN_BELOW", "UNKNOWN_PHRASES",
+           "Answer", "RAGPipeline", "closed_book", "says_unknown", "retrieval_confidence", "check_threshold",
+           "AuditLog", "read_audit_log", "measure_timings"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Generator
@@ -46,6 +57,85 @@ RAG_SYSTEM = (
 )
 #: System message of a closed-book prompt.
 CLOSED_BOOK_SYSTEM = "Answer the question briefly."
+#: The text of an answer the pipeline abstained on without generating.
+ABSTAIN_TEXT = "I do not know: no passage in the documents is relevant enough to answer this question."
+
+#: Default ``abstain_below`` of :class:`RAGPipeline`: the best cosine similarity (packaged MiniLM
+#: embedder, :func:`retrieval_confidence`) under which the pipeline abstains. Calibrated on
+#: *validation* questions only, disjoint from the questions the book reports: with
+#: :func:`ragft_lib.unanswerable.calibrate_abstention` (the threshold of best balanced accuracy)
+#: over the best scores of 100 answerable validation questions of the invented world (a second
+#: phrasing of 100 facts outside the test facts, sampled evenly across attributes) and the 100
+#: validation questions of :func:`ragft_lib.unanswerable.unanswerable_questions` (seed 0: 50 about
+#: absent entities, 50 about unstated attributes). The run is
+#: :func:`ragft_lib.experiments.knowledge_boundary` (``extra["calibration"]``), rounded to three
+#: decimals; chapter 14 checks that the two agree. PROVISIONAL: the value of a first calibration on a
+#: larger validation set (0.621); the final run's value and validation figures replace it.
+#: Another embedder or corpus needs its own calibration: cosine scales differ.
+DEFAULT_ABSTAIN_BELOW = 0.621
+
+#: Phrases that mark an answer as "I do not know" (:func:`says_unknown`), lower case.
+UNKNOWN_PHRASES: tuple[str, ...] = (
+    "do not know", "don't know", "not sure", "no information", "not enough information", "no relevant information",
+    "insufficient information", "cannot answer", "can't answer", "unable to answer", "unable to find",
+    "cannot find", "can't find", "could not find", "couldn't find", "not mentioned", "no mention",
+    "not provided", "not stated", "not specified", "does not mention", "doesn't mention", "do not mention",
+    "does not contain", "doesn't contain", "do not contain", "does not provide", "doesn't provide",
+    "do not provide", "does not say", "doesn't say", "does not exist", "doesn't exist", "no such",
+    "not aware of", "no record", "not available", "unknown", "not known", "not found", "no answer",
+    "not in the context", "not in the passages", "not in the documents",
+)
+
+
+def says_unknown(text: str) -> bool:
+    """Whether an answer says that it does not know: it contains one of :data:`UNKNOWN_PHRASES`
+    (case-insensitive, typographic apostrophes normalised, whole words). A small phrase matcher
+    rather than a classifier model: the phrases are common refusals plus those the packaged model
+    wrote on the knowledge-boundary *validation* questions ("is not known"), and every hit
+    is explainable by the phrase it matched; an answer that hedges in other words is counted as an
+    answer.
+
+    >>> says_unknown("I'm sorry, I don't know who founded it."), says_unknown("Mira Holt founded it.")
+    (True, False)
+    """
+    import re
+
+    if not isinstance(text, str):
+        raise ConfigError(f"must be a string, got {type(text).__name__}", field="text")
+    t = " " + re.sub(r"\s+", " ", text.lower().replace("\u2019", "'")) + " "
+    return any(re.search(r"(?<![a-z'])" + re.escape(p) + r"(?![a-z'])", t) for p in UNKNOWN_PHRASES)
+
+
+def check_threshold(value: Any, field: str = "abstain_below") -> float | None:
+    """``None`` (never abstain on retrieval) or a cosine similarity in [-1, 1]; anything else
+    raises :class:`~ragft_lib.errors.ConfigError` naming ``field``.
+
+    >>> check_threshold(0.5), check_threshold(None)
+    (0.5, None)
+    """
+    import math
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+            or not -1.0 <= float(value) <= 1.0:
+        raise ConfigError(f"must be a cosine similarity between -1 and 1, or None (never abstain), got {value!r}",
+                          field=field)
+    return float(value)
+
+
+def retrieval_confidence(retriever: "Retriever", question: str, query_vector: Any = None) -> float:
+    """The best cosine similarity between ``question`` and any chunk of ``retriever`` (-1.0 for an
+    empty index): how well the corpus covers the question, comparable across questions whatever
+    the retriever's mode (fused hybrid scores are min-max normalised per question, so their top is
+    always about 1).
+
+    >>> retrieval_confidence(retriever, "Who is the mayor of Brindlemere?")  # doctest: +SKIP
+    0.79
+    """
+    vec = retriever.embed_query(question) if query_vector is None else query_vector
+    best = retriever.search_vector(vec, 1, query=question, mode="dense")
+    return float(best[0][1]) if best else -1.0
 
 
 @dataclass
@@ -54,7 +144,9 @@ class Answer:
 
     ``citations`` are the hits placed in the prompt, in prompt order (passage ``[i]`` is
     ``citations[i-1]``); ``timings`` has one entry per :data:`~ragft_lib.vocabulary.STAGES` (seconds; retrieval stages
-    are 0 for closed-book answers).
+    are 0 for closed-book answers). ``abstained`` is ``True`` when the system said it does not
+    know — the pipeline before generating, or the model in its text; ``metadata["abstain_reason"]``
+    says which (``"retrieval"`` or ``"model"``).
     """
 
     question: str
@@ -67,6 +159,7 @@ class Answer:
     mode: str = ""
     k: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    abstained: bool = False
 
     @property
     def closed_book(self) -> bool:
@@ -89,15 +182,20 @@ class Answer:
             "mode": self.mode,
             "k": self.k,
             "metadata": self.metadata,
+            "abstained": self.abstained,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Answer":
+        """The inverse of :meth:`to_dict`; a record written before ``abstained`` existed reads as ``False``."""
+        abstained = d.get("abstained", False)
+        if not isinstance(abstained, bool):
+            raise ValueError(f"'abstained' must be true or false, got {abstained!r}")
         return cls(question=str(d["question"]), text=str(d["answer"]),
                    citations=[Hit.from_dict(h) for h in d.get("citations", [])], prompt=str(d["prompt"]),
                    timings={str(k): float(v) for k, v in d["timings"].items()}, generator=str(d.get("generator", "")),
                    embedder=str(d.get("embedder", "")), mode=str(d.get("mode", "")), k=int(d.get("k", 0)),
-                   metadata=dict(d.get("metadata") or {}))
+                   metadata=dict(d.get("metadata") or {}), abstained=abstained)
 
 
 #: What RAGPipeline calls on its retriever and generator (checked at construction, so a wrong
@@ -129,10 +227,14 @@ class RAGPipeline:
 
     ``context_tokens`` bounds the passages' size in the generator's tokens (the rest of the
     prompt, ~60 tokens, comes on top). ``k`` is the number of chunks retrieved by default.
+    ``abstain_below``: abstain without generating when :func:`retrieval_confidence` is below it
+    (a cosine similarity in [-1, 1]; ``None`` never abstains on retrieval); the default,
+    :data:`DEFAULT_ABSTAIN_BELOW`, is calibrated for the packaged embedder on validation questions.
     """
 
     def __init__(self, retriever: "Retriever", generator: "Generator", *, k: int = 4, context_tokens: int = 1024,
-                 max_new_tokens: int = 96, system: str = RAG_SYSTEM, mode: str | None = None):
+                 max_new_tokens: int = 96, system: str = RAG_SYSTEM, mode: str | None = None,
+                 abstain_below: float | None = DEFAULT_ABSTAIN_BELOW):
         _check_component(retriever, "retriever", _RETRIEVER_API,
                          "a Retriever (Retriever.from_documents(docs) or Retriever.load(path))")
         _check_component(generator, "generator", _GENERATOR_API, "a Generator (ragft_lib.models.load_generator())")
@@ -145,6 +247,7 @@ class RAGPipeline:
         self.max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
         self.system = system
         self.mode = mode
+        self.abstain_below = check_threshold(abstain_below)
 
     def __repr__(self) -> str:
         return (f"RAGPipeline(k={self.k}, context_tokens={self.context_tokens}, generator={self.generator.name!r}, "
@@ -174,32 +277,58 @@ class RAGPipeline:
         messages, used = self.build_messages(question, hits)
         return self.generator.format_prompt(messages), used
 
-    def answer(self, question: str, k: int | None = None, *, max_new_tokens: int | None = None) -> Answer:
-        """Retrieve ``k`` chunks, build the prompt within the token budget, generate, time every stage."""
+    def answer(self, question: str, k: int | None = None, *, max_new_tokens: int | None = None,
+               abstain: bool = True) -> Answer:
+        """Retrieve ``k`` chunks, build the prompt within the token budget, generate, time every stage.
+
+        Abstains without generating when the question's :func:`retrieval_confidence` is below
+        ``abstain_below`` (the check is part of the ``search`` stage); ``abstain=False`` skips the
+        check for this call (e.g. to time the full path). ``metadata["best_score"]`` holds the
+        confidence whenever it was measured.
+        """
         question = _check_query(question)
         k = self.k if k is None else check_k(k)
         n_new = self.max_new_tokens if max_new_tokens is None else positive_int(max_new_tokens, "max_new_tokens")
+        if not isinstance(abstain, bool):
+            raise ConfigError(f"must be True or False, got {abstain!r}", field="abstain")
+        threshold = self.abstain_below if abstain else None
         mode = self.mode or self.retriever.mode
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        qvec = self.retriever.embed_query(question) if mode != "bm25" else None
+        qvec = self.retriever.embed_query(question) if mode != "bm25" or threshold is not None else None
         t1 = time.perf_counter()
-        scored = self.retriever.search_vector(qvec, k, query=question, mode=mode)
+        scored = self.retriever.search_vector(qvec if mode != "bm25" else None, k, query=question, mode=mode)
+        metadata: dict[str, Any] = {}
+        if threshold is not None:
+            best = (float(scored[0][1]) if mode == "dense" and scored
+                    else retrieval_confidence(self.retriever, question, qvec))
+            metadata.update(best_score=best, abstain_below=threshold)
         t2 = time.perf_counter()
         hits = self.retriever.fetch(scored)
         t3 = time.perf_counter()
+        names = dict(generator=self.generator.name, embedder=self.retriever.embedder.name, mode=mode, k=k)
+        if threshold is not None and metadata["best_score"] < threshold:
+            metadata.update(abstain_reason="retrieval",
+                            nearest=[{"source": h.source, "score": float(h.score)} for h in hits])
+            timings = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, 0.0, 0.0)))
+            return Answer(question=question, text=ABSTAIN_TEXT, citations=[], prompt="", timings=timings,
+                          metadata=metadata, abstained=True, **names)
         prompt, used = self.build_prompt(question, hits)
         t4 = time.perf_counter()
         text = self.generator.generate([prompt], max_new_tokens=n_new)[0]
         t5 = time.perf_counter()
         timings = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
+        abstained = says_unknown(text)
+        if abstained:
+            metadata["abstain_reason"] = "model"
         return Answer(question=question, text=text, citations=used, prompt=prompt, timings=timings,
-                      generator=self.generator.name, embedder=self.retriever.embedder.name, mode=mode, k=k)
+                      metadata=metadata, abstained=abstained, **names)
 
 
 def closed_book(generator: "Generator", question: str, *, max_new_tokens: int = 96,
                 system: str = CLOSED_BOOK_SYSTEM) -> Answer:
-    """The same question without retrieval: an :class:`Answer` with no citations (nothing to inspect)."""
+    """The same question without retrieval: an :class:`Answer` with no citations (nothing to inspect);
+    ``abstained`` when the model's text says it does not know (:func:`says_unknown`)."""
     question = _check_query(question)
     t0 = time.perf_counter()
     prompt = generator.format_prompt([{"role": "system", "content": system}, {"role": "user", "content": question}])
@@ -208,8 +337,10 @@ def closed_book(generator: "Generator", question: str, *, max_new_tokens: int = 
     t2 = time.perf_counter()
     timings = {s: 0.0 for s in STAGES}
     timings.update(build_prompt=t1 - t0, generate=t2 - t1)
+    abstained = says_unknown(text)
     return Answer(question=question, text=text, citations=[], prompt=prompt, timings=timings,
-                  generator=generator.name, embedder="", mode="closed-book", k=0)
+                  generator=generator.name, embedder="", mode="closed-book", k=0,
+                  metadata={"abstain_reason": "model"} if abstained else {}, abstained=abstained)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +425,7 @@ def measure_timings(pipeline: RAGPipeline, questions: Sequence[str], *, max_new_
 
         items = tqdm(qs, desc="bench", unit="question")
     for q in items:
-        a = pipeline.answer(q, max_new_tokens=max_new_tokens)
+        a = pipeline.answer(q, max_new_tokens=max_new_tokens, abstain=False)  # time the full path
         c = closed_book(gen, q, max_new_tokens=max_new_tokens)
         times = []
         for prompt in (a.prompt, c.prompt):

@@ -83,3 +83,21 @@ def test_order_and_bad_summaries() -> None:
     with pytest.raises(DataError, match="does not contain"):
         accuracy_bars(SUMMARY.assign(lo=0.9))
     plt.close("all")
+
+
+def test_coverage_accuracy_plot_draws_one_line_per_system_and_names_bad_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ragft_lib.plots import coverage_accuracy_plot
+    from ragft_lib.unanswerable import coverage_curve
+
+    rag = coverage_curve([0.9, 0.8, 0.3], [True, False, False])
+    fig = coverage_accuracy_plot({"rag": rag, "lora-aug+rag": rag}, marks={"rag": 0.5})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["rag", "lora-aug+rag"]
+    assert len(ax.lines) == 3  # two curves and the calibrated mark
+    with pytest.raises(DataError, match="nothing answered"):
+        coverage_accuracy_plot({"rag": [{"threshold": 1.0, "coverage": 0.0, "accuracy": float("nan")}]})
+    with pytest.raises(DataError, match="at least one curve"):
+        coverage_accuracy_plot({})
