@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -42,11 +43,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragft_lib.corpora import CORPORA, SPLITS, lexical_overlap, load_corpus  # noqa: E402
+from ragft_lib.errors import DataError  # noqa: E402
 from ragft_lib.retrieval import (  # noqa: E402
     DEFAULT_CONFIG, EmbeddingCache, Retriever, RetrievalConfig,
 )
 
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: ``lead_weight`` values (document score = lead_weight * first chunk + rest * best chunk) and the
+#: fusion weights they are combined with (the grid was fixed before any test figure was printed).
+LEAD_WEIGHTS = (0.5, 0.7, 1.0)
+LEAD_FUSION_WEIGHTS = (0.6, 0.7, 0.8)
 DEPTH = 10  # distinct documents ranked per question (MRR is over these)
 
 
@@ -145,7 +151,7 @@ def timing(emb, index, doc_ids: list[str], r: Retriever, questions: list[str], r
                 acc.append(time.perf_counter() - t)
     raw_ms, ours_ms = statistics.median(t_raw) * 1e3, statistics.median(t_ours) * 1e3
     return {"raw_ms": raw_ms, "default_ms": ours_ms, "ratio": ours_ms / raw_ms, "calls": len(t_raw),
-            "ratio_of_totals": sum(t_ours) / sum(t_raw)}
+            "ratio_of_totals": sum(t_ours) / sum(t_raw), "loadavg": list(os.getloadavg()), "cpus": os.cpu_count()}
 
 
 def configs() -> dict[str, RetrievalConfig]:
@@ -160,6 +166,11 @@ def configs() -> dict[str, RetrievalConfig]:
         c[f"hybrid weighted w={w}, per document"] = RetrievalConfig(mode="hybrid", per_document=True, dense_weight=w)
     for w in (0.8, 0.9):
         c[f"hybrid weighted w={w}, chunks"] = RetrievalConfig(mode="hybrid", per_document=False, dense_weight=w)
+    for lw in LEAD_WEIGHTS:  # a document's dense score: lw * its first chunk's + (1 - lw) * its best chunk's
+        c[f"dense, lead {lw}, per document"] = RetrievalConfig(mode="dense", per_document=True, lead_weight=lw)
+        for w in LEAD_FUSION_WEIGHTS:
+            c[f"hybrid w={w}, lead {lw}, per document"] = RetrievalConfig(
+                mode="hybrid", per_document=True, dense_weight=w, lead_weight=lw)
     return c
 
 
@@ -171,11 +182,11 @@ def title_configs() -> dict[str, RetrievalConfig]:
     return c
 
 
-def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> dict:
+def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int, which: tuple[str, ...] = SPLITS) -> dict:
     import faiss
 
     corpus = load_corpus(name)
-    splits = {s: corpus.split(s) for s in SPLITS}
+    splits = {s: corpus.split(s) for s in which}
     cache = EmbeddingCache(emb.name, emb.dimension, cache_folder)
     docs = corpus.documents
     doc_ids = [d.id for d in docs]
@@ -226,7 +237,7 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> d
                 rows[label] = scores(rk, h5, gold)
         out["splits"][split] = {"n": len(qs), "rows": rows}
     r_default = Retriever.from_documents(docs, embedder=emb, cache=cache_folder, index="flat", progress=False)
-    out["timing"] = timing(emb, index, doc_ids, r_default, [q.text for q in splits["test"]], rounds)
+    out["timing"] = timing(emb, index, doc_ids, r_default, [q.text for q in splits[which[-1]]], rounds)
     return out
 
 
@@ -237,7 +248,7 @@ def print_corpus(res: dict) -> None:
         t = res["tuning"]
         print(f"   tuned embedder: {t['examples']} pseudo-query pairs, {t['steps']} steps, "
               f"{t['original_seconds']:.0f} s of training{' (loaded from cache)' if t['cached'] else ''}")
-    for split in SPLITS:
+    for split in res["splits"]:
         s = res["splits"][split]
         base = s["rows"]["raw dense (baseline)"]
         print(f"\n   {split} ({s['n']} questions)")
@@ -248,7 +259,7 @@ def print_corpus(res: dict) -> None:
     t = res["timing"]
     print(f"\n   query time: raw dense {t['raw_ms']:.2f} ms | library default {t['default_ms']:.2f} ms | "
           f"ratio {t['ratio']:.2f}x (median of {t['calls']} calls each, interleaved; ratio of totals "
-          f"{t['ratio_of_totals']:.2f}x)")
+          f"{t['ratio_of_totals']:.2f}x; load average {t['loadavg'][0]:.1f} on {t['cpus']} CPUs)")
 
 
 def select(results: list[dict]) -> tuple[str, dict[str, float]]:
@@ -268,6 +279,8 @@ def main() -> None:
     p.add_argument("--tune", action="store_true", help="also fine-tune the embedder on each corpus (minutes each)")
     p.add_argument("--rounds", type=int, default=2, help="timing rounds over the test questions")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "ragft-bench-embeddings"))
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help="validation,test (default) or validation alone, to choose settings without seeing test")
     p.add_argument("--json", default=None, help="write all figures to this JSON file")
     a = p.parse_args()
     import faiss
@@ -277,13 +290,23 @@ def main() -> None:
     emb = load_embedder()
     print(f"# Retrieval ablation: {emb.name}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); "
           f"library DEFAULT_CONFIG = {asdict(DEFAULT_CONFIG)}")
-    results = []
+    results, skipped = [], {}
     for name in a.corpora.split(","):
+        try:
+            load_corpus(name)
+        except DataError as exc:  # a Debian package not installed: say so and go on with the others
+            skipped[name] = str(exc)
+            print(f"\n## {name}: SKIPPED ({exc})")
+            continue
         t = time.perf_counter()
-        res = run_corpus(name, emb, Path(a.cache), a.tune, a.rounds)
+        res = run_corpus(name, emb, Path(a.cache), a.tune, a.rounds, tuple(a.splits.split(",")))
         res["seconds"] = time.perf_counter() - t
         print_corpus(res)
         results.append(res)
+    if not results:
+        raise SystemExit("no corpus could be loaded: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    print(f"\ncorpora run: {', '.join(r['corpus'] for r in results)}"
+          + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
     best, means = select(results)
     default_label = next((label for label, cfg in {**configs(), **title_configs()}.items() if cfg == DEFAULT_CONFIG), None)
     print(f"\nselected on validation (best mean R@1 over {len(results)} corpora, ties by MRR): {best!r} "
@@ -291,7 +314,9 @@ def main() -> None:
           f"library DEFAULT_CONFIG is {default_label!r}")
     if a.json:
         Path(a.json).write_text(json.dumps({"default_config": asdict(DEFAULT_CONFIG), "selected": best,
-                                            "default_label": default_label, "corpora": results}, indent=1))
+                                            "default_label": default_label, "corpora": results,
+                                            "corpora_run": [r["corpus"] for r in results], "skipped": skipped,
+                                            "selection_means": means}, indent=1))
         print(f"wrote {a.json}")
 
 
