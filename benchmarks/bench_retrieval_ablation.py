@@ -220,6 +220,7 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int, whic
         _, ids = index.search(qv, DEPTH)
         ranked = [[doc_ids[i] for i in row] for row in ids]
         rows["raw dense (baseline)"] = scores(ranked, [x[:5] for x in ranked], gold)
+        raw_ranked = ranked
         for label, (rk, h5) in retriever_rows(r_plain, qv, questions, configs()).items():
             rows[label] = scores(rk, h5, gold)
         for label, (rk, h5) in bm25_variants(r_plain, questions).items():
@@ -228,6 +229,11 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int, whic
             rows[label] = scores(rk, h5, gold)
         for label, (rk, h5) in retriever_rows(r_plain, qv, questions, {"library default": DEFAULT_CONFIG}).items():
             rows[label] = scores(rk, h5, gold)
+            default_ranked = rk
+        # per question (for paired intervals): gold ranked first / among the first 5, raw dense and default
+        outcomes = {name: {"r1": [int(r[:1] == [g]) for r, g in zip(rk, gold)],
+                           "r5": [int(g in r[:5]) for r, g in zip(rk, gold)]}
+                    for name, rk in (("raw", raw_ranked), ("default", default_ranked))}
         if tuned is not None:
             tq = cached_encode(tuned.embedder, questions, tcache)
             _, ids = tindex.search(tq, DEPTH)
@@ -235,7 +241,7 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int, whic
             rows["tuned embedder: raw dense"] = scores(ranked, [x[:5] for x in ranked], gold)
             for label, (rk, h5) in retriever_rows(r_tuned, tq, questions, {"tuned embedder: library default": DEFAULT_CONFIG}).items():
                 rows[label] = scores(rk, h5, gold)
-        out["splits"][split] = {"n": len(qs), "rows": rows}
+        out["splits"][split] = {"n": len(qs), "rows": rows, "outcomes": outcomes}
     r_default = Retriever.from_documents(docs, embedder=emb, cache=cache_folder, index="flat", progress=False)
     out["timing"] = timing(emb, index, doc_ids, r_default, [q.text for q in splits[which[-1]]], rounds)
     return out
@@ -271,6 +277,30 @@ def select(results: list[dict]) -> tuple[str, dict[str, float]]:
         mean[label] = (float(r1), float(mrr))
     best = max(candidates, key=lambda c: mean[c])
     return best, {"validation_r1": mean[best][0], "validation_mrr": mean[best][1]}
+
+
+def paired_summary(results: list[dict]) -> dict[str, dict]:
+    """Default vs raw dense per question, paired (Newcombe interval): each corpus's test split and all pooled."""
+    from ragft_lib.evaluate import paired_compare
+
+    out = {}
+    for metric in ("r1", "r5"):
+        pooled_a, pooled_b = [], []
+        for res in results:
+            oc = res["splits"].get("test", {}).get("outcomes")
+            if not oc:
+                continue
+            a, b = oc["default"][metric], oc["raw"][metric]
+            pooled_a += a
+            pooled_b += b
+            c = paired_compare(a, b, a="default", b="raw dense")
+            out[f"{res['corpus']} test {metric}"] = {"difference": c.difference, "low": c.ci[0], "high": c.ci[1],
+                                                     "n": len(a), "verdict": c.verdict}
+        if pooled_a:
+            c = paired_compare(pooled_a, pooled_b, a="default", b="raw dense")
+            out[f"pooled test {metric}"] = {"difference": c.difference, "low": c.ci[0], "high": c.ci[1],
+                                            "n": len(pooled_a), "verdict": c.verdict}
+    return out
 
 
 def main() -> None:
@@ -312,11 +342,15 @@ def main() -> None:
     print(f"\nselected on validation (best mean R@1 over {len(results)} corpora, ties by MRR): {best!r} "
           f"(mean validation R@1 {means['validation_r1']:.3f}, MRR {means['validation_mrr']:.3f}); "
           f"library DEFAULT_CONFIG is {default_label!r}")
+    paired = paired_summary(results)
+    for key, c in paired.items():
+        print(f"paired, {key}: default - raw dense {c['difference'] * 100:+.1f} points "
+              f"(95% CI {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f}, n={c['n']}, {c['verdict']})")
     if a.json:
         Path(a.json).write_text(json.dumps({"default_config": asdict(DEFAULT_CONFIG), "selected": best,
                                             "default_label": default_label, "corpora": results,
                                             "corpora_run": [r["corpus"] for r in results], "skipped": skipped,
-                                            "selection_means": means}, indent=1))
+                                            "selection_means": means, "paired": paired}, indent=1))
         print(f"wrote {a.json}")
 
 
