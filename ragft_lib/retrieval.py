@@ -25,7 +25,9 @@ What happens underneath
   changes) and ``"hybrid"`` (both, fused: ``fusion="weighted"`` sums min-max normalised scores
   with weight ``dense_weight`` on dense; ``fusion="rrf"`` is reciprocal-rank fusion).
   ``per_document=True`` returns one hit per document: each document's best chunk, ranked by that
-  chunk's score. ``context="title"`` embeds (and BM25-indexes) every chunk with its document's
+  chunk's score, or, with ``lead_weight`` > 0, by ``lead_weight`` x its *first* chunk's dense
+  score + the rest x its best chunk's (a section's opening usually says what it is about; its
+  later chunks alone are weaker evidence). ``context="title"`` embeds (and BM25-indexes) every chunk with its document's
   ``metadata["title"]`` in front; the hit's text stays the exact span. All of these are the
   fields of :class:`RetrievalConfig`; :data:`DEFAULT_CONFIG` holds the defaults, each one the
   setting that measured best in ``benchmarks/bench_retrieval_ablation.py`` (see
