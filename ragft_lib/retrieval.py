@@ -123,7 +123,7 @@ class RetrievalConfig:
 #: topics); the test questions only report it (benchmarks/RESULTS_retrieval.md). Hybrid with
 #: weighted fusion at dense weight 0.7, one hit per document, each document's dense score the mean
 #: of its first chunk's and its best chunk's (``lead_weight=0.5``), no title context. Mean
-#: validation recall@1 0.682 against 0.650 for raw MiniLM over whole documents. The rule's own pick
+#: validation recall@1 0.682 against 0.651 for raw MiniLM over whole documents. The rule's own pick
 #: (``lead_weight=1.0``, 0.687, one validation question more) was set aside because it makes the
 #: dense score blind to everything past a document's first chunk.
 DEFAULT_CONFIG = RetrievalConfig(mode="hybrid", per_document=True, fusion="weighted", dense_weight=0.7,
