@@ -465,13 +465,14 @@ def test_default_config_is_what_from_documents_uses(r):
     assert r2.config == DEFAULT_CONFIG and r2.mode == DEFAULT_CONFIG.mode
 
 
+@pytest.mark.parametrize("field", ["dense_weight", "lead_weight"])
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
-def test_dense_weight_outside_unit_interval_is_refused(embedder, weight):
-    with pytest.raises(ConfigError, match="dense_weight") as err:
-        Retriever(embedder, cache=False, dense_weight=weight)
-    assert err.value.field == "dense_weight"
-    with pytest.raises(ConfigError, match="dense_weight"):
-        RetrievalConfig(dense_weight=weight)
+def test_weights_outside_unit_interval_are_refused(embedder, field, weight):
+    with pytest.raises(ConfigError, match=field) as err:
+        Retriever(embedder, cache=False, **{field: weight})
+    assert err.value.field == field
+    with pytest.raises(ConfigError, match=field):
+        RetrievalConfig(**{field: weight})
 
 
 @pytest.mark.parametrize("field, value", [("mode", "magic"), ("fusion", "max"), ("context", "summary"),
@@ -595,15 +596,6 @@ LEAD = [  # "later": the pump answer sits in its second chunk; "lead": its openi
              + "Miners eat lunch at noon in the lower hall. " * 30, "lead.md"),
     Document("bees", "Odo Venn keeps bees on the roof of the town hall.", "bees.md"),
 ]
-
-
-@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
-def test_lead_weight_outside_unit_interval_is_refused(embedder, weight):
-    with pytest.raises(ConfigError, match="lead_weight") as err:
-        Retriever(embedder, cache=False, lead_weight=weight)
-    assert err.value.field == "lead_weight"
-    with pytest.raises(ConfigError, match="lead_weight"):
-        RetrievalConfig(lead_weight=weight)
 
 
 def test_lead_weight_scores_documents_by_first_and_best_chunk(embedder, emb_cache):
