@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -42,11 +43,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragft_lib.corpora import CORPORA, SPLITS, lexical_overlap, load_corpus  # noqa: E402
+from ragft_lib.errors import DataError  # noqa: E402
 from ragft_lib.retrieval import (  # noqa: E402
     DEFAULT_CONFIG, EmbeddingCache, Retriever, RetrievalConfig,
 )
 
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: ``lead_weight`` values (document score = lead_weight * first chunk + rest * best chunk) and the
+#: fusion weights they are combined with (the grid was fixed before any test figure was printed).
+LEAD_WEIGHTS = (0.5, 0.7, 1.0)
+LEAD_FUSION_WEIGHTS = (0.6, 0.7, 0.8)
 DEPTH = 10  # distinct documents ranked per question (MRR is over these)
 
 
@@ -145,7 +151,7 @@ def timing(emb, index, doc_ids: list[str], r: Retriever, questions: list[str], r
                 acc.append(time.perf_counter() - t)
     raw_ms, ours_ms = statistics.median(t_raw) * 1e3, statistics.median(t_ours) * 1e3
     return {"raw_ms": raw_ms, "default_ms": ours_ms, "ratio": ours_ms / raw_ms, "calls": len(t_raw),
-            "ratio_of_totals": sum(t_ours) / sum(t_raw)}
+            "ratio_of_totals": sum(t_ours) / sum(t_raw), "loadavg": list(os.getloadavg()), "cpus": os.cpu_count()}
 
 
 def configs() -> dict[str, RetrievalConfig]:
@@ -160,6 +166,11 @@ def configs() -> dict[str, RetrievalConfig]:
         c[f"hybrid weighted w={w}, per document"] = RetrievalConfig(mode="hybrid", per_document=True, dense_weight=w)
     for w in (0.8, 0.9):
         c[f"hybrid weighted w={w}, chunks"] = RetrievalConfig(mode="hybrid", per_document=False, dense_weight=w)
+    for lw in LEAD_WEIGHTS:  # a document's dense score: lw * its first chunk's + (1 - lw) * its best chunk's
+        c[f"dense, lead {lw}, per document"] = RetrievalConfig(mode="dense", per_document=True, lead_weight=lw)
+        for w in LEAD_FUSION_WEIGHTS:
+            c[f"hybrid w={w}, lead {lw}, per document"] = RetrievalConfig(
+                mode="hybrid", per_document=True, dense_weight=w, lead_weight=lw)
     return c
 
 
@@ -171,11 +182,11 @@ def title_configs() -> dict[str, RetrievalConfig]:
     return c
 
 
-def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> dict:
+def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int, which: tuple[str, ...] = SPLITS) -> dict:
     import faiss
 
     corpus = load_corpus(name)
-    splits = {s: corpus.split(s) for s in SPLITS}
+    splits = {s: corpus.split(s) for s in which}
     cache = EmbeddingCache(emb.name, emb.dimension, cache_folder)
     docs = corpus.documents
     doc_ids = [d.id for d in docs]
@@ -209,6 +220,7 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> d
         _, ids = index.search(qv, DEPTH)
         ranked = [[doc_ids[i] for i in row] for row in ids]
         rows["raw dense (baseline)"] = scores(ranked, [x[:5] for x in ranked], gold)
+        raw_ranked = ranked
         for label, (rk, h5) in retriever_rows(r_plain, qv, questions, configs()).items():
             rows[label] = scores(rk, h5, gold)
         for label, (rk, h5) in bm25_variants(r_plain, questions).items():
@@ -217,6 +229,11 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> d
             rows[label] = scores(rk, h5, gold)
         for label, (rk, h5) in retriever_rows(r_plain, qv, questions, {"library default": DEFAULT_CONFIG}).items():
             rows[label] = scores(rk, h5, gold)
+            default_ranked = rk
+        # per question (for paired intervals): gold ranked first / among the first 5, raw dense and default
+        outcomes = {name: {"r1": [int(r[:1] == [g]) for r, g in zip(rk, gold)],
+                           "r5": [int(g in r[:5]) for r, g in zip(rk, gold)]}
+                    for name, rk in (("raw", raw_ranked), ("default", default_ranked))}
         if tuned is not None:
             tq = cached_encode(tuned.embedder, questions, tcache)
             _, ids = tindex.search(tq, DEPTH)
@@ -224,9 +241,9 @@ def run_corpus(name: str, emb, cache_folder: Path, tune: bool, rounds: int) -> d
             rows["tuned embedder: raw dense"] = scores(ranked, [x[:5] for x in ranked], gold)
             for label, (rk, h5) in retriever_rows(r_tuned, tq, questions, {"tuned embedder: library default": DEFAULT_CONFIG}).items():
                 rows[label] = scores(rk, h5, gold)
-        out["splits"][split] = {"n": len(qs), "rows": rows}
+        out["splits"][split] = {"n": len(qs), "rows": rows, "outcomes": outcomes}
     r_default = Retriever.from_documents(docs, embedder=emb, cache=cache_folder, index="flat", progress=False)
-    out["timing"] = timing(emb, index, doc_ids, r_default, [q.text for q in splits["test"]], rounds)
+    out["timing"] = timing(emb, index, doc_ids, r_default, [q.text for q in splits[which[-1]]], rounds)
     return out
 
 
@@ -237,7 +254,7 @@ def print_corpus(res: dict) -> None:
         t = res["tuning"]
         print(f"   tuned embedder: {t['examples']} pseudo-query pairs, {t['steps']} steps, "
               f"{t['original_seconds']:.0f} s of training{' (loaded from cache)' if t['cached'] else ''}")
-    for split in SPLITS:
+    for split in res["splits"]:
         s = res["splits"][split]
         base = s["rows"]["raw dense (baseline)"]
         print(f"\n   {split} ({s['n']} questions)")
@@ -248,7 +265,7 @@ def print_corpus(res: dict) -> None:
     t = res["timing"]
     print(f"\n   query time: raw dense {t['raw_ms']:.2f} ms | library default {t['default_ms']:.2f} ms | "
           f"ratio {t['ratio']:.2f}x (median of {t['calls']} calls each, interleaved; ratio of totals "
-          f"{t['ratio_of_totals']:.2f}x)")
+          f"{t['ratio_of_totals']:.2f}x; load average {t['loadavg'][0]:.1f} on {t['cpus']} CPUs)")
 
 
 def select(results: list[dict]) -> tuple[str, dict[str, float]]:
@@ -262,12 +279,38 @@ def select(results: list[dict]) -> tuple[str, dict[str, float]]:
     return best, {"validation_r1": mean[best][0], "validation_mrr": mean[best][1]}
 
 
+def paired_summary(results: list[dict]) -> dict[str, dict]:
+    """Default vs raw dense per question, paired (Newcombe interval): each corpus's test split and all pooled."""
+    from ragft_lib.evaluate import paired_compare
+
+    out = {}
+    for metric in ("r1", "r5"):
+        pooled_a, pooled_b = [], []
+        for res in results:
+            oc = res["splits"].get("test", {}).get("outcomes")
+            if not oc:
+                continue
+            a, b = oc["default"][metric], oc["raw"][metric]
+            pooled_a += a
+            pooled_b += b
+            c = paired_compare(a, b, a="default", b="raw dense")
+            out[f"{res['corpus']} test {metric}"] = {"difference": c.difference, "low": c.ci[0], "high": c.ci[1],
+                                                     "n": len(a), "verdict": c.verdict}
+        if pooled_a:
+            c = paired_compare(pooled_a, pooled_b, a="default", b="raw dense")
+            out[f"pooled test {metric}"] = {"difference": c.difference, "low": c.ci[0], "high": c.ci[1],
+                                            "n": len(pooled_a), "verdict": c.verdict}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpora", default=",".join(CORPORA))
     p.add_argument("--tune", action="store_true", help="also fine-tune the embedder on each corpus (minutes each)")
     p.add_argument("--rounds", type=int, default=2, help="timing rounds over the test questions")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "ragft-bench-embeddings"))
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help="validation,test (default) or validation alone, to choose settings without seeing test")
     p.add_argument("--json", default=None, help="write all figures to this JSON file")
     a = p.parse_args()
     import faiss
@@ -277,21 +320,37 @@ def main() -> None:
     emb = load_embedder()
     print(f"# Retrieval ablation: {emb.name}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); "
           f"library DEFAULT_CONFIG = {asdict(DEFAULT_CONFIG)}")
-    results = []
+    results, skipped = [], {}
     for name in a.corpora.split(","):
+        try:
+            load_corpus(name)
+        except DataError as exc:  # a Debian package not installed: say so and go on with the others
+            skipped[name] = str(exc)
+            print(f"\n## {name}: SKIPPED ({exc})")
+            continue
         t = time.perf_counter()
-        res = run_corpus(name, emb, Path(a.cache), a.tune, a.rounds)
+        res = run_corpus(name, emb, Path(a.cache), a.tune, a.rounds, tuple(a.splits.split(",")))
         res["seconds"] = time.perf_counter() - t
         print_corpus(res)
         results.append(res)
+    if not results:
+        raise SystemExit("no corpus could be loaded: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    print(f"\ncorpora run: {', '.join(r['corpus'] for r in results)}"
+          + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
     best, means = select(results)
     default_label = next((label for label, cfg in {**configs(), **title_configs()}.items() if cfg == DEFAULT_CONFIG), None)
     print(f"\nselected on validation (best mean R@1 over {len(results)} corpora, ties by MRR): {best!r} "
           f"(mean validation R@1 {means['validation_r1']:.3f}, MRR {means['validation_mrr']:.3f}); "
           f"library DEFAULT_CONFIG is {default_label!r}")
+    paired = paired_summary(results)
+    for key, c in paired.items():
+        print(f"paired, {key}: default - raw dense {c['difference'] * 100:+.1f} points "
+              f"(95% CI {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f}, n={c['n']}, {c['verdict']})")
     if a.json:
         Path(a.json).write_text(json.dumps({"default_config": asdict(DEFAULT_CONFIG), "selected": best,
-                                            "default_label": default_label, "corpora": results}, indent=1))
+                                            "default_label": default_label, "corpora": results,
+                                            "corpora_run": [r["corpus"] for r in results], "skipped": skipped,
+                                            "selection_means": means, "paired": paired}, indent=1))
         print(f"wrote {a.json}")
 
 

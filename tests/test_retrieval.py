@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -465,13 +466,14 @@ def test_default_config_is_what_from_documents_uses(r):
     assert r2.config == DEFAULT_CONFIG and r2.mode == DEFAULT_CONFIG.mode
 
 
+@pytest.mark.parametrize("field", ["dense_weight", "lead_weight"])
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
-def test_dense_weight_outside_unit_interval_is_refused(embedder, weight):
-    with pytest.raises(ConfigError, match="dense_weight") as err:
-        Retriever(embedder, cache=False, dense_weight=weight)
-    assert err.value.field == "dense_weight"
-    with pytest.raises(ConfigError, match="dense_weight"):
-        RetrievalConfig(dense_weight=weight)
+def test_weights_outside_unit_interval_are_refused(embedder, field, weight):
+    with pytest.raises(ConfigError, match=field) as err:
+        Retriever(embedder, cache=False, **{field: weight})
+    assert err.value.field == field
+    with pytest.raises(ConfigError, match=field):
+        RetrievalConfig(**{field: weight})
 
 
 @pytest.mark.parametrize("field, value", [("mode", "magic"), ("fusion", "max"), ("context", "summary"),
@@ -496,7 +498,8 @@ def test_bad_config_object(embedder):
 
 def test_config_fields_are_described():
     specs = {s["name"]: s for s in field_specs(RetrievalConfig)}
-    assert set(specs) == {"mode", "per_document", "fusion", "dense_weight", "context"}
+    assert set(specs) == {"mode", "per_document", "fusion", "dense_weight", "context", "lead_weight"}
+    assert specs["lead_weight"]["min"] == 0.0 and specs["lead_weight"]["max"] == 1.0
     assert specs["dense_weight"]["min"] == 0.0 and specs["dense_weight"]["max"] == 1.0
     assert all(s["help"] for s in specs.values())
 
@@ -585,6 +588,7 @@ def test_document_of(r):
         r.document_of("nope#0")
 
 
+<<<<<<< HEAD
 def test_embedding_cache_that_cannot_be_written_warns_and_keeps_what_it_had(tmp_path):
     import numpy as np
 
@@ -597,3 +601,66 @@ def test_embedding_cache_that_cannot_be_written_warns_and_keeps_what_it_had(tmp_
         assert cache.put(["new"], np.zeros((1, 2), "float32")) is False
     found, missing = cache.get(["kept", "new"])
     assert list(found) == [0] and missing == [1]
+=======
+# -- lead_weight: a document's dense score mixes its first chunk's and its best chunk's ------------
+
+LEAD = [  # "later": the pump answer sits in its second chunk; "lead": its opening is about the pump
+    Document("later", "The Oster mill grinds rye for the town bakers every autumn. " * 30
+             + "The Kessel pump valve is turned seven times before the pump starts.", "later.md"),
+    Document("lead", "The Kessel pump drains the lower mine; its valve sits under a brass cover. "
+             + "Miners eat lunch at noon in the lower hall. " * 30, "lead.md"),
+    Document("bees", "Odo Venn keeps bees on the roof of the town hall.", "bees.md"),
+]
+
+
+def test_lead_weight_scores_documents_by_first_and_best_chunk(embedder, emb_cache):
+    r = Retriever.from_documents(LEAD, embedder=embedder, cache=emb_cache, mode="dense", per_document=True,
+                                 lead_weight=0.0, index="flat")
+    assert len(r.chunks_of("later")) > 1 and len(r.chunks_of("lead")) > 1
+    q = "How many times is the Kessel pump valve turned?"
+    qv = r.embed_query(q)
+    chunk_score = {c: s for c, s in r.store.search(qv, r.num_chunks)[0]}
+    for lw in (0.0, 0.5, 1.0):
+        r.config = replace(r.config, lead_weight=lw)
+        got = dict(r.search_vector(qv, 3))
+        for doc in ("later", "lead", "bees"):
+            ids = [h.chunk_id for h in r.chunks_of(doc)]
+            best = max(ids, key=chunk_score.get)
+            want = lw * chunk_score[ids[0]] + (1 - lw) * chunk_score[best]
+            assert got[best] == pytest.approx(want, abs=1e-5)  # the hit shown is the best chunk
+    by_id = {d.id: d for d in LEAD}
+    for h in r.search(q, k=3):  # hits stay exact, citable spans
+        assert by_id[h.doc_id].text[h.start:h.end] == h.text
+
+
+def test_lead_weight_without_store_vectors_uses_the_lowest_score(embedder, emb_cache):
+    """A store without vectors(): a first chunk outside the candidates gets the lowest candidate score."""
+    r = Retriever.from_documents(LEAD, embedder=embedder, cache=emb_cache, mode="dense", per_document=True,
+                                 lead_weight=1.0, index="flat")
+    scored = [("later#1", 0.9), ("bees#0", 0.2)]
+    with_vectors = dict(r._lead_scored(scored, r.embed_query("pump valve")))
+    exact = float(r.store.vectors(["later#0"])[0] @ r.embed_query("pump valve")[0])
+    assert with_vectors["later#1"] == pytest.approx(exact, abs=1e-5) and with_vectors["bees#0"] == 0.2
+
+    class NoVectors:
+        def __init__(self, store):
+            self._s = store
+
+        def __getattr__(self, name):
+            if name == "vectors":
+                raise AttributeError(name)
+            return getattr(self._s, name)
+
+    r.store = NoVectors(r.store)
+    assert dict(r._lead_scored(scored, r.embed_query("pump valve"))) == {"later#1": 0.2, "bees#0": 0.2}
+
+
+def test_lead_weight_survives_save_and_load_and_old_stores_mean_zero(embedder, emb_cache, tmp_path):
+    r = Retriever.from_documents(LEAD, embedder=embedder, cache=emb_cache, lead_weight=0.3)
+    r.save(tmp_path / "idx")
+    assert Retriever.load(tmp_path / "idx", embedder=embedder, cache=emb_cache).config.lead_weight == 0.3
+    meta = r.store.metadata()
+    del meta["retriever"]["lead_weight"]  # a version-2 store written before lead_weight existed
+    r.store.set_metadata(meta)
+    assert Retriever.open(r.store, embedder=embedder, cache=emb_cache).config.lead_weight == 0.0
+>>>>>>> h20
