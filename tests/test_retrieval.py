@@ -588,7 +588,6 @@ def test_document_of(r):
         r.document_of("nope#0")
 
 
-<<<<<<< HEAD
 def test_embedding_cache_that_cannot_be_written_warns_and_keeps_what_it_had(tmp_path):
     import numpy as np
 
@@ -601,7 +600,8 @@ def test_embedding_cache_that_cannot_be_written_warns_and_keeps_what_it_had(tmp_
         assert cache.put(["new"], np.zeros((1, 2), "float32")) is False
     found, missing = cache.get(["kept", "new"])
     assert list(found) == [0] and missing == [1]
-=======
+
+
 # -- lead_weight: a document's dense score mixes its first chunk's and its best chunk's ------------
 
 LEAD = [  # "later": the pump answer sits in its second chunk; "lead": its opening is about the pump
@@ -663,4 +663,3 @@ def test_lead_weight_survives_save_and_load_and_old_stores_mean_zero(embedder, e
     del meta["retriever"]["lead_weight"]  # a version-2 store written before lead_weight existed
     r.store.set_metadata(meta)
     assert Retriever.open(r.store, embedder=embedder, cache=emb_cache).config.lead_weight == 0.0
->>>>>>> h20

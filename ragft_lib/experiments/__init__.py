@@ -15,8 +15,9 @@ showing the same experiment share one run.
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
   :func:`measured_few_shot_tokens` — the tokens a three-example few-shot prompt adds;
-* :func:`measured_latency` — per-request latency of the systems on this machine;
-* :func:`decision_from_measurement` — the measurements fed into the cost model and the decision.
+* :func:`measure_latency` — per-request latency of the four systems on this machine, equal answer lengths;
+* :func:`decision_from_measurement` — the measurements fed into the cost model and the decision;
+* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -25,6 +26,7 @@ showing the same experiment share one run.
 
 from __future__ import annotations
 
+from .boundary import BOUNDARY_SYSTEMS, knowledge_boundary, outcome_table
 from .cache import cached_json, cached_result, content_key, result_path
 from .consistency import consistency
 from .context import ContextTokens, measured_context_tokens, measured_few_shot_tokens
@@ -32,13 +34,15 @@ from .decision import decision_from_measurement
 from .freshness import freshness
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
 from .lab import Lab, stratified_sample
-from .latency import measured_latency
+from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
 from .result import ExperimentResult, summarise
 from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
-           "freshness", "consistency", "measured_latency", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
+           "freshness", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
+           "INTERACTIVE_SLOS", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
            "content_key", "result_path", "cached_json", "cached_result",
-           "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]
+           "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
+           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table"]
