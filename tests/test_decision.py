@@ -253,8 +253,10 @@ def test_irrelevant_changes_do_not_change_the_verdict(s: Scenario) -> None:
     assert recommend(s.replace(latency_p95_slo_ms=3.6e6), explain_changes=False).approach == verdict
     # a round trip through a dict (and JSON) is the same scenario
     assert recommend(Scenario.from_dict(json.loads(json.dumps(s.to_dict()))), explain_changes=False).approach == verdict
-    # once fine-tuning is ruled out, volume and hosting no longer matter
-    if s.stage == "prototype" or s.labeled_examples < MIN_LABELED_EXAMPLES:
+    # once fine-tuning is ruled out (a prototype; too few labels and no measured fine-tuned quality;
+    # or fine-tuning measured insufficient), volume, hosting and style no longer matter
+    few_labels = s.labeled_examples < MIN_LABELED_EXAMPLES and s.finetune_quality_sufficient is not True
+    if s.stage == "prototype" or few_labels or s.finetune_quality_sufficient is False:
         for change in ({"requests_per_day": 1e7}, {"hosting": "self-hosted"}, {"style_transfer": True}):
             assert recommend(s.replace(**change), explain_changes=False).approach == verdict
 

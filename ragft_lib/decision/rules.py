@@ -269,7 +269,8 @@ def _decide(s: Scenario, cost_inputs: CostInputs | None, percentiles: Mapping[st
     latency_needs_ft = bool(lat_reasons)
     if s.stage == "prototype":
         approach, why = "rag", "a prototype starts with RAG"
-    elif prompt_ok and saving_weight(min(m["fine-tune"], m["rag"]), m[PROMPT_ONLY], t) < 3:
+    elif prompt_ok and saving_weight(m["rag"] if ruled_out else min(m["fine-tune"], m["rag"]), m[PROMPT_ONLY], t) < 3:
+        # prompt-only stands unless an approach still available saves decisively against it
         approach, why = PROMPT_ONLY, "few-shot prompting was measured good enough and nothing needs retrieval"
     elif ruled_out:
         approach, why = "rag", ruled_out + " rule fine-tuning out"
