@@ -8,6 +8,12 @@ measured (:class:`Empirical`, e.g. many ``Answer.timings`` dicts in seconds) or 
 Monte-Carlo) into p50/p95/p99 per approach; :func:`sla_check` says which approaches meet a
 target; :func:`plot_distributions` and :func:`plot_tail` draw them.
 
+For **measured** request times (:func:`ragft_lib.experiments.measure_latency`) the module gives
+the statistics: :func:`quantile_ci` (a quantile with its percentile-bootstrap and order-statistic
+intervals), :func:`samples_needed` (how many requests a p95 or p99 needs), :func:`paired_quantile_difference`
+(two systems on the same requests) and :class:`LatencySLO` (a target fixed from a scenario, and its
+verdict: meets, misses or cannot tell).
+
 The module imports only the standard library; numpy (simulation) and matplotlib (plots) are
 imported inside the functions that need them. :data:`DEFAULT_PERCENTILES_MS` is the result of
 ``simulate(LatencyProfile(), n=200_000, seed=0)``, stored so the decision engine (which runs in the

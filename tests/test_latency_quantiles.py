@@ -200,7 +200,8 @@ def test_a_busy_machine_is_reported() -> None:
 
 @pytest.mark.slow
 def test_measure_latency_times_equal_answers_stage_by_stage(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("RAGFT_CACHE", str(tmp_path))  # no stored run: measured live
+    # stored runs go to tmp_path (measured live, not reused); models and the adapter come from the usual caches
+    monkeypatch.setattr("ragft_lib.experiments.cache.result_path", lambda name, key: tmp_path / f"{name}-{key}.json")
     run = measure_latency(n_requests=3, new_tokens=4, warmup=1)
     f = run.frame()
     assert len(f) == 3 * len(LATENCY_SYSTEMS) and (f["new_tokens"] == 4).all()
@@ -213,3 +214,4 @@ def test_measure_latency_times_equal_answers_stage_by_stage(tmp_path, monkeypatc
     assert run.machine["cpu_count"] >= 1 and len(run.load["start"]) == 3 and not run.reused
     again = measure_latency(n_requests=3, new_tokens=4, warmup=1, reuse=True)
     assert again.reused and again.totals_ms("rag") == run.totals_ms("rag")
+    assert len(list(tmp_path.glob("latency-*.json"))) == 1
