@@ -3,6 +3,14 @@
     python benchmarks/bench_retrieval_ablation.py                     # all corpora, no fine-tuning
     python benchmarks/bench_retrieval_ablation.py --tune              # + the embedder tuned on each corpus
     python benchmarks/bench_retrieval_ablation.py --corpora debian-faq --json out.json
+    python benchmarks/bench_retrieval_ablation.py --splits validation   # choose settings without seeing test
+
+A corpus whose Debian package is missing is skipped with the loader's reason; the output and the
+JSON say which corpora ran (``corpora_run``) and which were skipped (``skipped``). The ``lead``
+rows score each document by ``lead_weight`` x its first chunk + the rest x its best chunk
+(:class:`~ragft_lib.retrieval.RetrievalConfig`). The JSON also keeps, for the test split, every
+question's outcome under raw dense and the default, and ``paired`` holds the paired intervals
+(:func:`~ragft_lib.evaluate.paired_compare`) per corpus and pooled.
 
 Corpora (``ragft_lib.corpora``): ``debian-faq`` (apt-get install debian-faq), ``python-faq``
 (apt-get install python3.11-doc), ``pydoc-topics`` (ships with Python). Each has a seeded
