@@ -136,7 +136,11 @@ def retrieval_confidence(retriever: "Retriever", question: str, query_vector: An
     0.79
     """
     vec = retriever.embed_query(question) if query_vector is None else query_vector
-    best = retriever.search_vector(vec, 1, query=question, mode="dense")
+    # The store's own chunk scores, not the retriever's ranking: per-document aggregation (a
+    # document scored by a mix of its first and its best chunk, RetrievalConfig.lead_weight) must
+    # not move the threshold the default was calibrated on.
+    hits = retriever.store.search(vec, 1)
+    best = hits[0] if hits else []
     return float(best[0][1]) if best else -1.0
 
 
