@@ -306,8 +306,9 @@ class RAGPipeline:
         scored = self.retriever.search_vector(qvec if mode != "bm25" else None, k, query=question, mode=mode)
         metadata: dict[str, Any] = {}
         if threshold is not None:
-            best = (float(scored[0][1]) if mode == "dense" and scored
-                    else retrieval_confidence(self.retriever, question, qvec))
+            # always the store's raw chunk score (one extra vector search): a dense ranking's top
+            # score may be a per-document aggregate (RetrievalConfig.lead_weight)
+            best = retrieval_confidence(self.retriever, question, qvec)
             metadata.update(best_score=best, abstain_below=threshold)
         t2 = time.perf_counter()
         hits = self.retriever.fetch(scored)
