@@ -7,7 +7,7 @@ approaches at the stated volume and asks :func:`~ragft_lib.decision.recommend` f
 It writes ``report.md``, ``report.json`` and PNG figures to the output folder.
 
 Every stage's result is cached by the content of its inputs in the one content-keyed cache of the
-experiments (:mod:`ragft_lib.experiments.cache`), so a run that is interrupted and restarted reuses
+experiments (``ragft_lib.experiments.cache``), so a run that is interrupted and restarted reuses
 the finished stages; LoRA adapters are reused through :func:`~ragft_lib.finetune.train_or_load`.
 Timings are stored with the machine's load average and CPU count, and the report warns when the
 machine was busier than its CPUs while timing.
@@ -46,7 +46,7 @@ __all__ = ["CompareOptions", "prepare_output_folder", "read_pairs", "run_compare
 
 @dataclass
 class CompareOptions:
-    """Settings of :func:`run_compare`, declared with :func:`~ragft_lib._fields.spec` and checked on
+    """Settings of :func:`run_compare`, declared with ``spec`` and checked on
     creation: a bad value raises :class:`~ragft_lib.errors.ConfigError` naming the field before any
     work starts.
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 __all__ = ["PAIRS", "assess", "machine_load", "load_warning", "input_rows", "render_markdown"]
 
-#: The paired differences that bear on the verdict: (a, b) means "does a beat b".
+#: The paired differences that bear on the verdict — (a, b) means "does a beat b".
 PAIRS: tuple[tuple[str, str], ...] = (("rag", "closed-book"), ("lora", "closed-book"), ("lora", "rag"),
                                       ("lora+rag", "rag"))
 

@@ -466,7 +466,7 @@ def profile_from_measurements(measured: Mapping[str, Any], **info: Any) -> dict[
 # Measured quantiles with their uncertainty (the statistics of ragft_lib.experiments.latency)
 # --------------------------------------------------------------------------------------------
 
-#: The words of an SLO verdict: the interval lies below the target, above it, or straddles it.
+#: The words of an SLO verdict — the interval lies below the target, above it, or straddles it.
 SLO_VERDICTS: tuple[str, ...] = ("meets", "misses", "cannot tell")
 
 
@@ -508,7 +508,7 @@ class SamplesNeeded:
 
     @property
     def n(self) -> int:
-        """The larger of the two: enough for a bounded interval and for ``above`` timings beyond the quantile."""
+        """The larger of the two sizes — enough for a bounded interval and for ``above`` timings beyond the quantile."""
         return max(self.for_finite_ci, self.for_above)
 
 

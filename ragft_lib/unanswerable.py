@@ -43,11 +43,11 @@ __all__ = ["KINDS", "OUTCOMES", "UNSTATED_ATTRIBUTES", "UnanswerableQuestion", "
 
 #: The two kinds of unanswerable question.
 KINDS = ("absent-entity", "unstated-attribute")
-#: What a system did with a question: answered it right, answered it wrong, gave a specific answer
+#: What a system did with a question — answered it right, answered it wrong, gave a specific answer
 #: to a question nothing answers (``hallucinated``), or said it does not know (``abstained``).
 OUTCOMES = ("correct", "wrong", "hallucinated", "abstained")
 
-#: Attributes no document of the world states, per entity type: ``{attribute: question templates}``.
+#: Attributes no document of the world states, per entity type — ``{attribute: question templates}``.
 #: (The world states rivers, founding years, regions and mayors of towns; headquarters, founders,
 #: products and founding years of companies; birthplaces, occupations, birth years and name days
 #: of people — see :mod:`ragft_lib.datasets`.)

@@ -32,7 +32,7 @@ __all__ = [
     "STAGES", "RETRIEVAL_STAGES", "approach_of", "colour_of",
 ]
 
-#: Few-shot prompting of the base model: no index, no training, the examples in the prompt.
+#: Few-shot prompting of the base model — no index, no training, the examples in the prompt.
 PROMPT_ONLY = "prompt"
 #: The approaches that retrieve, train, or both (what the latency model simulates).
 TRAINED_OR_RETRIEVED: tuple[str, ...] = ("rag", "fine-tune", "hybrid")

@@ -4,14 +4,14 @@ measurements.
 
 One package, several modules, one import path (``from ragft_lib.cost import ...``):
 
-* :mod:`~ragft_lib.cost.model`: :class:`CostInputs`, :func:`monthly_cost`, :func:`crossover`,
+* ``ragft_lib.cost.model``: :class:`CostInputs`, :func:`monthly_cost`, :func:`crossover`,
   :func:`sensitivity` (standard library; it runs in the reader's browser) and :func:`cost_grid`
   (numpy, many scenarios at once);
-* :mod:`~ragft_lib.cost.over_time`: cumulative cost month by month, retraining cadence and
+* ``ragft_lib.cost.over_time``: cumulative cost month by month, retraining cadence and
   re-embedding as events, the break-even month (standard library);
-* :mod:`~ragft_lib.cost.measured`: :class:`CostInputs` from the book's measurements, each input
+* ``ragft_lib.cost.measured``: :class:`CostInputs` from the book's measurements, each input
   marked measured, given or assumed (standard library);
-* :mod:`~ragft_lib.cost.views`: plots and tables; :mod:`~ragft_lib.cost.explorer`: sliders.
+* ``ragft_lib.cost.views``: plots and tables; :mod:`~ragft_lib.cost.explorer`: sliders.
 
 >>> x = CostInputs(requests_per_day=50_000)
 >>> round(monthly_cost(x, "rag"))

@@ -116,7 +116,7 @@ class CostExplorer:
 def explorer(inputs: CostInputs | None = None, fields: Mapping[str, tuple[float, float]] | None = None,
              requests_per_day: tuple[float, float] = (1e2, 1e7)) -> CostExplorer:
     """An ipywidgets explorer of the cost curves: sliders for ``fields`` (default
-    :data:`EXPLORER_FIELDS`), a static-knowledge switch and the hosting choice; every change
+    ``EXPLORER_FIELDS``), a static-knowledge switch and the hosting choice; every change
     redraws :func:`plot_costs` and the crossover sentence. Needs ``ipywidgets`` (live in
     Jupyter/Colab; a static HTML page shows the state it was built with).
 

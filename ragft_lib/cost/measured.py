@@ -49,7 +49,7 @@ MEASURED_FIELDS: Mapping[str, tuple[str, str]] = {
 class MeasuredCostInputs:
     """:class:`~ragft_lib.cost.model.CostInputs` with the provenance of every field.
 
-    ``provenance[field]`` is one of :data:`PROVENANCE`; ``sources[field]`` says where a measured or
+    ``provenance[field]`` is one of ``PROVENANCE``; ``sources[field]`` says where a measured or
     given value came from.
     """
 
@@ -124,7 +124,7 @@ def cost_inputs_from_measurements(measurements: Mapping[str, Any], given: Mappin
                                   base: CostInputs | Mapping[str, Any] | None = None) -> MeasuredCostInputs:
     """:class:`~ragft_lib.cost.model.CostInputs` whose measured fields come from ``measurements``.
 
-    ``measurements`` maps names of :data:`MEASURED_FIELDS` to numbers (or ``{"value", "source"}``,
+    ``measurements`` maps names of ``MEASURED_FIELDS`` to numbers (or ``{"value", "source"}``,
     or an object with ``mean``); ``context_tokens`` is required, the rest optional. A
     ``"throughput"`` entry (e.g. a latency profile) must hold both ``prefill_tokens_per_s`` and
     ``decode_tokens_per_s``. ``given`` holds the fields the caller states (volume, prices, cadence);

@@ -65,7 +65,7 @@ def cumulative_costs(inputs: CostInputs | Any, horizon_months: int = 36,
     """Cumulative cost in USD at the end of each month ``1 .. horizon_months``, per approach.
 
     Returns ``{"month": [1, ...], "<approach>": [USD, ...], "upfront": {...}, "running": {...}}``.
-    A horizon that is not a whole number of months from 1 to :data:`MAX_HORIZON_MONTHS` raises
+    A horizon that is not a whole number of months from 1 to ``MAX_HORIZON_MONTHS`` raises
     :class:`~ragft_lib.errors.ConfigError` naming ``horizon_months``.
 
     >>> c = cumulative_costs(CostInputs(requests_per_day=1_000), horizon_months=3)

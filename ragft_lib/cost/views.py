@@ -128,7 +128,7 @@ def breakdown_frame(inputs: CostInputs | None = None,
     return frame
 
 
-#: Ranges that :func:`sample_inputs` draws from: field -> (low, high, scale). ``"log"`` draws
+#: Ranges that ``sample_inputs`` draws from: field -> (low, high, scale). ``"log"`` draws
 #: log-uniformly, ``"linear"`` uniformly. ``instruction_tokens_saved_by_finetuning`` is drawn as a
 #: *fraction* of the prompt; ``knowledge_update_days`` is static with probability
 #: :data:`STATIC_SHARE`; ``hosting`` is self-hosted with probability :data:`SELF_HOSTED_SHARE`.
@@ -147,9 +147,9 @@ SCENARIO_RANGES: Mapping[str, tuple[float, float, str]] = MappingProxyType({
     "data_prep_usd": (500.0, 30_000.0, "log"),
     "finetuned_hosting_usd_per_month": (0.0, 2_000.0, "linear"),
 })
-#: Share of :func:`sample_inputs` scenarios with static knowledge.
+#: Share of ``sample_inputs`` scenarios with static knowledge.
 STATIC_SHARE = 0.25
-#: Share of :func:`sample_inputs` scenarios that are self-hosted.
+#: Share of ``sample_inputs`` scenarios that are self-hosted.
 SELF_HOSTED_SHARE = 0.5
 
 
@@ -157,7 +157,7 @@ def sample_inputs(n: int, seed: int = 0, ranges: Mapping[str, tuple[float, float
                   static_share: float = STATIC_SHARE, self_hosted_share: float = SELF_HOSTED_SHARE) -> dict[str, Any]:
     """``n`` random scenarios as :func:`cost_grid` keyword arrays (numpy; seeded).
 
-    Each field in ``ranges`` (default :data:`SCENARIO_RANGES`) is drawn independently; the rest
+    Each field in ``ranges`` (default ``SCENARIO_RANGES``) is drawn independently; the rest
     stays at the base inputs of :func:`cost_grid`.
 
     >>> xs = sample_inputs(1_000, seed=1)
@@ -190,9 +190,9 @@ def cheapest_by_volume(n: int = 1_000_000, requests_per_day: Sequence[float] | N
                        among: Sequence[str] = TRAINED_OR_RETRIEVED) -> Any:
     """Share of random scenarios in which each approach of ``among`` is cheapest, at each volume (a DataFrame).
 
-    ``among`` leaves prompt-only out by default (see :func:`~ragft_lib.cost.model.cost_grid`).
+    ``among`` leaves prompt-only out by default (see ``cost_grid``).
 
-    At least ``n`` scenarios: ``ceil(n / len(requests_per_day))`` random input sets (:func:`sample_inputs`)
+    At least ``n`` scenarios: ``ceil(n / len(requests_per_day))`` random input sets (``sample_inputs``)
     evaluated at every volume in ``requests_per_day`` (default: 11 volumes, 100 to 10M a day),
     in one :func:`cost_grid` call. Columns: the share of scenarios in which each approach is
     cheapest. ``attrs`` holds ``scenarios`` (the count), ``input_sets``, the median fine-tuning

@@ -2,12 +2,12 @@
 
 One package, one import path (``from ragft_lib.decision import ...``):
 
-* :mod:`~ragft_lib.decision.thresholds`: every threshold, documented with its source;
-* :mod:`~ragft_lib.decision.scenario`: :class:`Scenario`, :class:`Reason`, :class:`Change`,
+* ``ragft_lib.decision.thresholds``: every threshold, documented with its source;
+* ``ragft_lib.decision.scenario``: :class:`Scenario`, :class:`Reason`, :class:`Change`,
   :class:`Recommendation` and its reports;
-* :mod:`~ragft_lib.decision.rules`: the rules and :func:`recommend` (standard library: it runs in
+* ``ragft_lib.decision.rules``: the rules and :func:`recommend` (standard library: it runs in
   the reader's browser);
-* :mod:`~ragft_lib.decision.tables`: rule tables, sweeps, verdict maps, example scenarios;
+* ``ragft_lib.decision.tables``: rule tables, sweeps, verdict maps, example scenarios;
 * :mod:`~ragft_lib.decision.form`: the ipywidgets form.
 
 >>> s = Scenario(stage="production", knowledge_update_days=1, kb_documents=60_000,

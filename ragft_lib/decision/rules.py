@@ -22,7 +22,7 @@ replaces the label-count gate (fewer than ``min_labeled_examples`` labels and no
 rule fine-tuning out), and few-shot prompting measured good enough, with no facts to retrieve,
 gives ``"prompt"``. A cost saving counts by its size: its share of the dearer bill and its dollars
 a month (:class:`~ragft_lib.decision.thresholds.DecisionThresholds`; every threshold names its
-source). Conflicts are named in the reasons. "What would change the verdict" re-runs :func:`recommend` on scenarios with
+source). Conflicts are named in the reasons. "What would change the verdict" re-runs ``recommend`` on scenarios with
 one field changed and keeps, for each field, the nearest value that flips it.
 
 Standard library only (runs in the browser on Pyodide): it calls the scalar cost model and the
@@ -44,7 +44,7 @@ from .thresholds import DecisionThresholds
 
 __all__ = ["FLAG_RULES", "LATENCY_KINDS", "saving_weight", "change_distance", "recommend"]
 
-#: What the latency percentiles given to :func:`recommend` are.
+#: What the latency percentiles given to ``recommend`` are.
 LATENCY_KINDS = ("simulated", "measured", "given")
 
 
@@ -391,7 +391,7 @@ def recommend(
     ``latency`` is a :class:`~ragft_lib.latency.LatencyReport` or a
     ``{approach: {"p50", "p95", "p99"}}`` mapping in ms (default: the simulated
     :data:`~ragft_lib.latency.DEFAULT_PERCENTILES_MS`); ``latency_kind`` says what those are
-    (:data:`LATENCY_KINDS`; default ``"simulated"`` for the defaults, ``"given"`` otherwise).
+    (``LATENCY_KINDS``; default ``"simulated"`` for the defaults, ``"given"`` otherwise).
     ``thresholds`` replaces the :class:`~ragft_lib.decision.thresholds.DecisionThresholds`.
     ``explain_changes=False`` skips the search for the changes that would flip the verdict.
 

@@ -27,7 +27,7 @@ __all__ = ["RULES", "RULE_BASE", "rules_frame", "examples_dir", "find_scenario_f
 # ------------------------------------------------------------------------------------------
 
 #: Every rule as a row (dimension, when it applies, favours, weight, a scenario change that
-#: triggers it). The triggers are checked by ``tests/test_decision.py`` against :func:`recommend`
+#: triggers it). The triggers are checked by ``tests/test_decision.py`` against ``recommend``
 #: run on :data:`RULE_BASE` plus the change, so the table cannot drift from the code.
 RULES: tuple[tuple[str, str, str, str, Mapping[str, Any]], ...] = (
     ("stage", "stage is prototype", "rag", "3 (decides)", {"stage": "prototype"}),
@@ -60,17 +60,17 @@ RULES: tuple[tuple[str, str, str, str, Mapping[str, Any]], ...] = (
     ("combination", "a facts need (freshness, citations, audit, KB size) meets a behaviour need "
      "(format, vocabulary, style)", "hybrid", "3 (decides)", {"knowledge_update_days": 1, "strict_format": True}),
 )
-#: The scenario the triggers in :data:`RULES` are applied to: production, static knowledge, a
+#: The scenario the triggers in ``RULES`` are applied to: production, static knowledge, a
 #: small knowledge base, enough clean labels, nothing else asked for.
 RULE_BASE: Mapping[str, Any] = {"stage": "production", "knowledge_update_days": None, "kb_documents": 500,
                                 "labeled_examples": 2_000, "requests_per_day": 5_000}
 
 
 def rules_frame() -> Any:
-    """The rules of :func:`recommend` as a DataFrame (one row per rule; see :data:`RULES`).
+    """The rules of ``recommend`` as a DataFrame (one row per rule; see ``RULES``).
 
     Columns: ``dimension``, ``when``, ``favours``, ``weight``, ``why`` (the reason text of the
-    yes/no needs, from :data:`FLAG_RULES`), ``example`` (the scenario change that triggers it).
+    yes/no needs, from ``FLAG_RULES``), ``example`` (the scenario change that triggers it).
 
     >>> f = rules_frame()
     >>> sorted(set(f["favours"]))
@@ -166,7 +166,7 @@ def supports(reason: Reason, approach: str) -> bool:
 
 
 def verdicts_frame(scenarios: Mapping[str, Scenario | Mapping[str, Any]], **recommend_kwargs: Any) -> Any:
-    """Run :func:`recommend` on named scenarios; one row each (a DataFrame indexed by name).
+    """Run ``recommend`` on named scenarios; one row each (a DataFrame indexed by name).
 
     Columns: ``verdict``, ``nearest change`` (the first of "what would change the verdict"),
     ``main reasons`` (:func:`main_reasons`), ``against`` (dimensions that argue for another approach
@@ -220,7 +220,7 @@ def verdict_map(scenario: Scenario | Mapping[str, Any], x_field: str, x_values: 
                 y_values: Any, **recommend_kwargs: Any) -> Any:
     """The verdict over a grid of two fields (a DataFrame: rows ``y_values``, columns ``x_values``).
 
-    Each cell is :func:`recommend` on ``scenario`` with both fields replaced; draw it with
+    Each cell is ``recommend`` on ``scenario`` with both fields replaced; draw it with
     :func:`plot_verdict_map`.
 
     >>> m = verdict_map(Scenario(labeled_examples=2000, knowledge_update_days=None),

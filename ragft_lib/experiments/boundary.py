@@ -38,7 +38,7 @@ def knowledge_boundary(settings: ExperimentSettings | None = None, *, n_unanswer
       (other facts, another phrasing; the unanswerable set's validation split), used only to
       calibrate the retrieval threshold with :func:`~ragft_lib.unanswerable.calibrate_abstention`.
 
-    Systems (:data:`BOUNDARY_SYSTEMS`): the base model closed-book; ``lora-aug``, the
+    Systems (``BOUNDARY_SYSTEMS``): the base model closed-book; ``lora-aug``, the
     new-knowledge experiment's paraphrase-augmented adapter (loaded from the adapter cache,
     trained only if absent); RAG as :class:`~ragft_lib.rag.RAGPipeline` builds it; that adapter in
     the RAG pipeline. The RAG systems abstain when :func:`~ragft_lib.rag.retrieval_confidence` is

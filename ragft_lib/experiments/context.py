@@ -51,7 +51,7 @@ def measured_context_tokens(settings: ExperimentSettings | None = None, *, n_que
     tokens retrieval adds to each.
 
     No generation and no training: it loads the generator's tokenizer and the retriever only. The
-    result is cached by content (:mod:`ragft_lib.experiments.cache`): tokens, not timings.
+    result is cached by content (``ragft_lib.experiments.cache``): tokens, not timings.
 
     >>> measured_context_tokens().mean > 100    # doctest: +SKIP
     True

@@ -82,7 +82,7 @@ class Lab:
 
     def retriever(self, documents: Sequence[Any] | None = None) -> Any:
         """A retriever over the world's documents (a fresh one when ``documents`` is given), with the
-        experiments' pinned retrieval settings (:func:`experiment_retrieval`)."""
+        experiments' pinned retrieval settings (``experiment_retrieval``)."""
         from ..retrieval import Retriever
 
         config = experiment_retrieval()

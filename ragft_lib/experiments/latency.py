@@ -92,7 +92,7 @@ def _machine() -> dict[str, Any]:
 class LatencyRun:
     """The timings of :func:`measure_latency`: one record per (system, request) and the conditions.
 
-    ``records``: dicts with ``system``, ``request`` (question index), every :data:`TIMED_STAGES`
+    ``records``: dicts with ``system``, ``request`` (question index), every ``TIMED_STAGES``
     entry and ``total`` (seconds), ``prompt_tokens``, ``new_tokens`` and ``load1`` (the one-minute
     load average when the request started). ``load``: the load averages before and after and the
     highest one-minute value seen. :attr:`reused` is ``True`` when the run was loaded from this
@@ -292,7 +292,7 @@ def _measure(s: ExperimentSettings, run: LatencyRunSettings, progress: bool) -> 
 
 def measure_latency(settings: ExperimentSettings | None = None, *, n_requests: int = 200, new_tokens: int = 12,
                     warmup: int = 2, seed: int = 0, reuse: bool = False, progress: bool = False) -> LatencyRun:
-    """Time ``n_requests`` requests through each of :data:`LATENCY_SYSTEMS`, one at a time, every answer
+    """Time ``n_requests`` requests through each of ``LATENCY_SYSTEMS``, one at a time, every answer
     exactly ``new_tokens`` tokens (see the module docstring).
 
     The adapter is the new-knowledge experiment's ``lora-aug`` (three phrasings per fact), loaded from
