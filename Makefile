@@ -90,7 +90,7 @@ test: chromium venv
 	CHROMIUM=$(CHROMIUM) RAGFT_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser and not book"
 
 serve:
 	@test -f _build/html/index.html || { echo "No book yet: run 'make book' first."; exit 1; }
