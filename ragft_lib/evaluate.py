@@ -44,6 +44,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from ._fields import require
 from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -735,8 +736,7 @@ def continuation_logprobs(generator: "Generator", prompts: Sequence[str], contin
         for i, t in enumerate(seq):
             if not isinstance(t, str) or not t:
                 raise DataError(f"{name}[{i}]: expected a non-empty string, got {t!r:.60}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"must be an integer >= 1, got {batch_size!r}", field="batch_size")
+    batch_size = require("batch_size", batch_size, "int", min=1)
     tok = generator.tokenizer
     model, device = generator.model, generator.model.device
     p_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]

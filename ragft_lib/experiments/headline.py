@@ -271,13 +271,19 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     return ExperimentResult("headline", frame, summary, timings, {}, s.to_dict(), extra)
 
 
-def per_question(result: ExperimentResult, approach: str, *, scoring: str = "mc") -> "pd.Series":
-    """Correctness per test question of ``approach``, averaged over the adapter's seeds (0, 1/3, 2/3
-    or 1 with three seeds; 0 or 1 for the systems without training), indexed by ``fact_id``."""
+def per_question(result: ExperimentResult, approach: str, *, scoring: str = "mc", seed: int | None = None,
+                 field: str = "approach") -> "pd.Series":
+    """Correctness per test question of ``approach``, indexed by ``fact_id``: averaged over the
+    adapter's seeds (0, 1/3, 2/3 or 1 with three seeds; 0 or 1 for the systems without training),
+    or of one ``seed`` only (ignored for systems without training). ``field`` names the argument
+    in the error raised when there are no such rows."""
     f = result.frame
     f = f[(f["approach"] == approach) & (f["scoring"] == scoring)]
+    if seed is not None and (f["seed"] >= 0).any():
+        f = f[f["seed"] == seed]
     if f.empty:
-        raise ConfigError(f"no {scoring!r} rows of approach {approach!r} in this result", field="approach")
+        raise ConfigError(f"no {scoring!r} rows of approach {approach!r}" + (f" for seed {seed}" if seed is not None else ""),
+                          field=field)
     return f.groupby("fact_id", sort=False)["correct"].mean()
 
 
@@ -292,17 +298,8 @@ def compare_systems(result: ExperimentResult, a: str, b: str, *, seed: int | Non
     """
     from ..evaluate import paired_bootstrap_ci, paired_compare
 
-    def rows(name: str) -> "pd.Series":
-        f = result.frame
-        f = f[(f["approach"] == name) & (f["scoring"] == scoring)]
-        if seed is not None and (f["seed"] >= 0).any():
-            f = f[f["seed"] == seed]
-        if f.empty:
-            raise ConfigError(f"no {scoring!r} rows of {name!r}" + (f" for seed {seed}" if seed is not None else ""),
-                              field="a" if name == a else "b")
-        return f.groupby("fact_id", sort=False)["correct"].mean()
-
-    xa, xb = rows(a), rows(b)
+    xa = per_question(result, a, scoring=scoring, seed=seed, field="a")
+    xb = per_question(result, b, scoring=scoring, seed=seed, field="b")
     shared = [q for q in xa.index if q in xb.index]
     va, vb = [float(xa[q]) for q in shared], [float(xb[q]) for q in shared]
     binary = all(v in (0.0, 1.0) for v in va + vb)
