@@ -230,7 +230,8 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
                 row["prediction"] = preds[i]
             rows.append(row)
 
-    # 3. the test questions.
+    # 3. the test questions. An adapter shares the base model's tokenizer and chat template, so
+    # the prompts (closed-book and RAG) are built once and every system reads the same text.
     rag_test = rag(gen, test, k)
     add("closed-book", -1, _mc_correct(gen, closed["test"], items["test"]))
     add("rag", -1, _mc_correct(gen, rag_test, items["test"]))
@@ -239,7 +240,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
         adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
         add("lora-aug", seed, _mc_correct(g, closed["test"], items["test"]))
-        add("lora-aug+rag", seed, _mc_correct(g, rag(g, test, k), items["test"]))
+        add("lora-aug+rag", seed, _mc_correct(g, rag_test, items["test"]))
         say(f"seed {seed} scored")
 
     # 4. free-form answers on a stratified subset (first seed's adapter).
@@ -248,8 +249,9 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
         qs = questions(sub)
         sub_rag = rag(gen, sub, k)
         g0 = adapters[s.seed]
-        runs = {"closed-book": (gen, [gen.format_prompt(q) for q in qs]), "rag": (gen, sub_rag),
-                "lora-aug": (g0, [g0.format_prompt(q) for q in qs]), "lora-aug+rag": (g0, rag(g0, sub, k))}
+        sub_closed = [gen.format_prompt(q) for q in qs]
+        runs = {"closed-book": (gen, sub_closed), "rag": (gen, sub_rag), "lora-aug": (g0, sub_closed),
+                "lora-aug+rag": (g0, sub_rag)}
         for name, (g, prompts) in runs.items():
             preds = g.generate(prompts, max_new_tokens=s.max_new_tokens)
             ok = [answer_contained(p, f.answer, question=q) for p, f, q in zip(preds, sub, qs)]
