@@ -164,3 +164,31 @@ def test_style_task_targets_keep_the_house_style(world):
         style_task(world, "eval", n=0)
     with pytest.raises(ConfigError):
         style_task(world, "eval", n=10_000)
+
+
+def test_with_changes_rewrites_only_the_changed_facts_and_their_documents(world):
+    facts = world.facts_in("train")
+    a, b = facts[0], next(f for f in facts if f.entity_id != facts[0].entity_id)
+    changed = world.with_changes({a.id: "Qorvale", b.id: "Mirth Ossen"})
+    for old, new in zip(world.facts, changed.facts):
+        if old.id in (a.id, b.id):
+            assert new.answer in ("Qorvale", "Mirth Ossen") and new.statement in changed.document(new.doc_id).text
+            assert old.statement not in changed.document(new.doc_id).text
+        else:
+            assert new == old
+    moved = [d.id for d, e in zip(world.documents, changed.documents) if d.text != e.text]
+    assert sorted(moved) == sorted({a.doc_id, b.doc_id})
+    assert world.fact(a.id).answer == a.answer  # the original world is untouched
+    # a change to the same value re-renders the document byte for byte
+    same = world.with_changes({a.id: a.answer})
+    assert [d.text for d in same.documents] == [d.text for d in world.documents]
+
+
+def test_with_changes_rejects_bad_input_naming_it(world):
+    with pytest.raises(DataError, match="no fact with id 'town:nowhere/mayor'"):
+        world.with_changes({"town:nowhere/mayor": "X"})
+    fid = world.facts[0].id
+    with pytest.raises(DataError, match="non-empty string"):
+        world.with_changes({fid: "  "})
+    with pytest.raises(ConfigError, match="^changes: "):
+        world.with_changes([(fid, "X")])

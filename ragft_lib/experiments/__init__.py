@@ -12,6 +12,7 @@ showing the same experiment share one run.
 * :func:`headline` — the headline comparison at n = 200, scored by log-likelihood, with settings
   chosen on validation facts and the adapter trained with several seeds;
 * :func:`freshness` — the knowledge changes: re-index against retrain;
+* :func:`freshness_at_scale` — the same question on the headline's 200 facts, every one changed;
 * :func:`consistency` — answer variance and output format (JSON), with the format-only adapter;
 * :func:`measured_context_tokens` — the tokens RAG adds per request in this book's pipeline;
   :func:`measured_few_shot_tokens` — the tokens a three-example few-shot prompt adds;
@@ -31,7 +32,7 @@ from .cache import cached_json, cached_result, content_key, result_path
 from .consistency import consistency
 from .context import ContextTokens, measured_context_tokens, measured_few_shot_tokens
 from .decision import decision_from_measurement
-from .freshness import freshness
+from .freshness import FRESHNESS_SYSTEMS, freshness, freshness_at_scale
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
 from .lab import Lab, stratified_sample
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
@@ -40,7 +41,7 @@ from .result import ExperimentResult, summarise
 from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
-           "freshness", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
+           "freshness", "freshness_at_scale", "FRESHNESS_SYSTEMS", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
            "INTERACTIVE_SLOS", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
            "content_key", "result_path", "cached_json", "cached_result",

@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..evaluate import PairedComparison
 
-__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]
+__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems", "headline_facts",
+           "headline_adapter_config", "mc_items", "mc_choice", "mc_correct", "option_texts"]
 
 #: The systems of the headline comparison, in the book's order (the vocabulary's names).
 HEADLINE_SYSTEMS = ("closed-book", "rag", "lora-aug", "lora-aug+rag")
@@ -104,7 +105,7 @@ class HeadlineSettings:
         return content_key({"experiment": "headline", "version": _VERSION, **self.to_dict()})
 
 
-def _option_texts(fact: Any, answers: Sequence[str]) -> list[str]:
+def option_texts(fact: Any, answers: Sequence[str]) -> list[str]:
     """Candidate replies: the fact's sentence with each candidate value (the bare value where the
     sentence does not contain the true one)."""
     sentence = fact.statement
@@ -113,7 +114,7 @@ def _option_texts(fact: Any, answers: Sequence[str]) -> list[str]:
     return list(answers)
 
 
-def _mc_items(facts: Sequence[Any], world_facts: Sequence[Any], n: int, seed: int) -> list[tuple[list[str], int]]:
+def mc_items(facts: Sequence[Any], world_facts: Sequence[Any], n: int, seed: int) -> list[tuple[list[str], int]]:
     from ..evaluate import mc_options
 
     items = []
@@ -121,23 +122,54 @@ def _mc_items(facts: Sequence[Any], world_facts: Sequence[Any], n: int, seed: in
         answers, right = mc_options(f, world_facts, n=n, seed=seed)
         if len(answers) < 2:
             raise DataError(f"{f.id}: no distractor of attribute {f.attribute!r} in the world")
-        items.append((_option_texts(f, answers), right))
+        items.append((option_texts(f, answers), right))
     return items
 
 
-def _mc_correct(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str], int]]) -> list[bool]:
-    """For each question: does the true option get the highest log-likelihood?"""
+def mc_choice(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str], int]]) -> list[int]:
+    """For each question: the index of the option with the highest log-likelihood."""
     from ..evaluate import continuation_logprobs
 
     flat_p = [p for p, (opts, _) in zip(prompts, items) for _ in opts]
     flat_c = [o for _, (opts, _) in zip(prompts, items) for o in opts]
     scores = continuation_logprobs(gen, flat_p, flat_c)
     out, i = [], 0
-    for opts, right in items:
+    for opts, _ in items:
         s = scores[i:i + len(opts)]
         i += len(opts)
-        out.append(max(range(len(s)), key=s.__getitem__) == right)
+        out.append(max(range(len(s)), key=s.__getitem__))
     return out
+
+
+def mc_correct(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str], int]]) -> list[bool]:
+    """For each question: does the true option get the highest log-likelihood?"""
+    return [c == right for c, (_, right) in zip(mc_choice(gen, prompts, items), items)]
+
+
+def headline_facts(s: HeadlineSettings, world: Any) -> tuple[list[Any], list[Any]]:
+    """The headline's ``(test, validation)`` facts: disjoint, each stratified over the attributes.
+
+    >>> from ragft_lib.datasets import load_world
+    >>> test, val = headline_facts(HeadlineSettings(), load_world())
+    >>> len(test), len(val), bool({f.id for f in test} & {f.id for f in val})
+    (200, 44, False)
+    """
+    pool = world.facts_in("train")
+    test = stratified_sample(pool, s.n_test, seed=s.seed)
+    taken = {f.id for f in test}
+    val = stratified_sample([f for f in pool if f.id not in taken], s.n_validation, seed=s.seed + 1)
+    if len(test) < s.n_test or len(val) < s.n_validation:
+        raise ConfigError(f"the world has {len(pool)} trainable facts; n_test + n_validation = "
+                          f"{s.n_test + s.n_validation} do not fit", field="n_test")
+    return test, val
+
+
+def headline_adapter_config(s: HeadlineSettings, epochs: int, seed: int) -> Any:
+    """The LoRA configuration of the headline's adapter (``epochs`` and ``seed`` vary)."""
+    from ..finetune import LoRAConfig
+
+    return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=s.learning_rate, max_length=72,
+                      batch_size=8, seed=seed)
 
 
 def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True,
@@ -165,18 +197,12 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     from ..datasets import fact_examples
     from ..display import progress_enabled
     from ..evaluate import answer_contained
-    from ..finetune import LoRAConfig, train_or_load
+    from ..finetune import train_or_load
 
     show = progress_enabled(True if progress is None else progress)
     lab = Lab.get(ExperimentSettings(generator=s.generator))
     gen, world = lab.generator, lab.world
-    pool = world.facts_in("train")
-    test = stratified_sample(pool, s.n_test, seed=s.seed)
-    taken = {f.id for f in test}
-    val = stratified_sample([f for f in pool if f.id not in taken], s.n_validation, seed=s.seed + 1)
-    if len(test) < s.n_test or len(val) < s.n_validation:
-        raise ConfigError(f"the world has {len(pool)} trainable facts; n_test + n_validation = "
-                          f"{s.n_test + s.n_validation} do not fit", field="n_test")
+    test, val = headline_facts(s, world)
     retriever = lab.retriever()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -188,15 +214,15 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     def questions(facts: Sequence[Any]) -> list[str]:
         return [f.heldout_question for f in facts]
 
-    items = {"test": _mc_items(test, world.facts, s.options, s.seed),
-             "val": _mc_items(val, world.facts, s.options, s.seed)}
+    items = {"test": mc_items(test, world.facts, s.options, s.seed),
+             "val": mc_items(val, world.facts, s.options, s.seed)}
     closed = {name: [gen.format_prompt(q) for q in questions(fs)] for name, fs in (("test", test), ("val", val))}
 
     def rag(g: Any, fs: Sequence[Any], k: int) -> list[str]:
         return rag_prompts(g, retriever, questions(fs), k, s.context_tokens)[0]
 
     # 1. k on validation (RAG with the base model).
-    val_k = {k: _mc_correct(gen, rag(gen, val, k), items["val"]) for k in range(1, s.max_k + 1)}
+    val_k = {k: mc_correct(gen, rag(gen, val, k), items["val"]) for k in range(1, s.max_k + 1)}
     k = max(val_k, key=lambda k: (sum(val_k[k]), -k))
     say(f"k chosen on validation: {k}")
 
@@ -204,9 +230,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     examples = fact_examples(list(test) + list(val), paraphrases=s.paraphrases)
 
     def adapter(epochs: int, seed: int) -> Any:
-        cfg = LoRAConfig(target_modules="all", epochs=epochs, learning_rate=s.learning_rate, max_length=72,
-                         batch_size=8, seed=seed)
-        res = train_or_load(gen, examples, cfg, progress=show)
+        res = train_or_load(gen, examples, headline_adapter_config(s, epochs, seed), progress=show)
         timings[f"train_e{epochs}_s{seed}_s"] = res.metrics.wall_time_s
         return res.generator
 
@@ -214,7 +238,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     first: dict[int, Any] = {}
     for e in range(1, s.max_epochs + 1):
         first[e] = adapter(e, s.seed)
-        val_e[e] = _mc_correct(first[e], closed["val"], items["val"])
+        val_e[e] = mc_correct(first[e], closed["val"], items["val"])
         say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val):.3f}")
     epochs = max(val_e, key=lambda e: (sum(val_e[e]), -e))
     say(f"epochs chosen on validation: {epochs}")
@@ -233,14 +257,14 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     # 3. the test questions. An adapter shares the base model's tokenizer and chat template, so
     # the prompts (closed-book and RAG) are built once and every system reads the same text.
     rag_test = rag(gen, test, k)
-    add("closed-book", -1, _mc_correct(gen, closed["test"], items["test"]))
-    add("rag", -1, _mc_correct(gen, rag_test, items["test"]))
+    add("closed-book", -1, mc_correct(gen, closed["test"], items["test"]))
+    add("rag", -1, mc_correct(gen, rag_test, items["test"]))
     adapters = {s.seed: first[epochs]}
     for i in range(1, s.seeds):
         adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
-        add("lora-aug", seed, _mc_correct(g, closed["test"], items["test"]))
-        add("lora-aug+rag", seed, _mc_correct(g, rag_test, items["test"]))
+        add("lora-aug", seed, mc_correct(g, closed["test"], items["test"]))
+        add("lora-aug+rag", seed, mc_correct(g, rag_test, items["test"]))
         say(f"seed {seed} scored")
 
     # 4. free-form answers on a stratified subset (first seed's adapter).
@@ -308,3 +332,7 @@ def compare_systems(result: ExperimentResult, a: str, b: str, *, seed: int | Non
     if binary:
         return paired_compare([bool(v) for v in va], [bool(v) for v in vb], a=a, b=b)
     return paired_bootstrap_ci(va, vb)
+
+
+# The names the first version of this module used (kept for code written against them).
+_option_texts, _mc_items, _mc_choice, _mc_correct = option_texts, mc_items, mc_choice, mc_correct
