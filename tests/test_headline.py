@@ -84,3 +84,39 @@ def test_batched_scores_equal_one_at_a_time(generator):
     one = option_logprobs(generator, q, opts)
     batched = continuation_logprobs(generator, [generator.format_prompt(q)] * 3, opts, batch_size=2)
     assert batched == pytest.approx(one, abs=1e-3)
+
+
+def test_comparison_entry_exact_for_untrained_and_seed_averaged_for_adapters():
+    from ragft_lib.experiments.headline import comparison_entry
+
+    res = _result()
+    exact, per = comparison_entry(res, "rag", "closed-book", id="t-exact", dimension="new-knowledge", chapter="35",
+                                  claim="c", metric="accuracy")
+    assert per == [] and exact.n == 4 and exact.value_a == 0.75 and exact.value_b == 0.25
+    avg, per = comparison_entry(res, "rag", "lora-aug", id="t-avg", dimension="new-knowledge", chapter="35",
+                                claim="c", metric="accuracy", note="why")
+    assert len(per) == 3 and avg.extra["seeds"] == [0, 1, 2]
+    assert avg.value_b == pytest.approx(sum(c.value_b for c in per) / 3)
+    assert avg.ci[0] <= avg.difference <= avg.ci[1]
+    assert avg.note.startswith("why; per seed: 0: ") and "averaged over 3 seeds" in avg.test
+
+
+def test_changed_items_offer_the_new_and_the_old_value():
+    from ragft_lib.datasets import load_world
+    from ragft_lib.experiments.freshness import _changed_items
+
+    world = load_world()
+    facts = world.facts_in("train")[:40]
+    changes, items, old_at = _changed_items(facts, world.facts, 4, seed=0)
+    assert set(changes) == {f.id for f in facts}
+    for f, (opts, right), old in zip(facts, items, old_at):
+        assert changes[f.id] != f.answer and right != old and len(opts) == 4 and len(set(opts)) == 4
+        assert changes[f.id] in opts[right] and f.answer in opts[old]
+    assert _changed_items(facts, world.facts, 4, seed=0) == (changes, items, old_at)  # deterministic
+
+
+def test_freshness_at_scale_refuses_other_settings():
+    from ragft_lib.experiments import ExperimentSettings, freshness_at_scale
+
+    with pytest.raises(ConfigError, match="^settings: must be a HeadlineSettings"):
+        freshness_at_scale(ExperimentSettings())

@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..evaluate import PairedComparison
 
 __all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems", "headline_facts",
-           "headline_adapter_config", "mc_items", "mc_choice", "mc_correct", "option_texts"]
+           "headline_adapter_config", "mc_items", "mc_choice", "mc_correct", "option_texts", "comparison_entry",
+           "HEADLINE_CLAIMS", "headline_entries"]
 
 #: The systems of the headline comparison, in the book's order (the vocabulary's names).
 HEADLINE_SYSTEMS = ("closed-book", "rag", "lora-aug", "lora-aug+rag")
@@ -332,6 +333,70 @@ def compare_systems(result: ExperimentResult, a: str, b: str, *, seed: int | Non
     if binary:
         return paired_compare([bool(v) for v in va], [bool(v) for v in vb], a=a, b=b)
     return paired_bootstrap_ci(va, vb)
+
+
+def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimension: str, chapter: str,
+                     claim: str, metric: str, note: str = "", framework: str | None = None,
+                     **extra: Any) -> tuple[Any, list[Any]]:
+    """The ledger entry for ``a`` against ``b`` on ``result``'s questions, and the per-seed comparisons.
+
+    When neither system was trained (or each has one seed) the entry is the exact paired comparison
+    (:func:`compare_systems`); otherwise its difference and interval are the seed-averaged paired
+    bootstrap, its values the mean of the per-seed accuracies, and its note lists each seed's verdict
+    (the seed spread). Returns ``(entry, per_seed)`` (``per_seed`` empty for untrained systems).
+
+    >>> entry, per_seed = comparison_entry(res, "rag", "lora-aug", id="x", dimension="new-knowledge",
+    ...                                    chapter="35", claim="...", metric="accuracy")  # doctest: +SKIP
+    """
+    from ..evidence import entry_from_comparison, entry_from_interval
+
+    cmp = compare_systems(result, a, b)
+    if not isinstance(cmp, tuple):
+        return entry_from_comparison(cmp, id=id, dimension=dimension, chapter=chapter, claim=claim, metric=metric,
+                                     note=note, framework=framework, **extra), []
+    d, lo, hi = cmp
+    trained = result.frame[result.frame["approach"].isin([a, b]) & (result.frame["seed"] >= 0)]
+    seeds = sorted(int(x) for x in trained["seed"].unique())
+    per = [compare_systems(result, a, b, seed=seed) for seed in seeds]
+    spread = "; per seed: " + ", ".join(f"{seed}: {c.verdict} ({c.difference:+.3f})" for seed, c in zip(seeds, per))
+    entry = entry_from_interval(id=id, dimension=dimension, framework=framework, chapter=chapter, claim=claim,
+                                metric=metric, a=a, b=b, n=per[0].n,
+                                value_a=sum(c.value_a for c in per) / len(per),
+                                value_b=sum(c.value_b for c in per) / len(per), difference=d, ci=(lo, hi),
+                                test=f"paired bootstrap over questions, outcomes averaged over {len(seeds)} seeds",
+                                note=(note + spread).lstrip("; "), seeds=seeds, **extra)
+    return entry, per
+
+
+#: The claims the headline run decides: ``(id, a, b, dimension, framework, claim)``, ``a`` the
+#: system the claim favours.
+HEADLINE_CLAIMS = (
+    ("headline-rag-vs-closed-book", "rag", "closed-book", "new-knowledge", "rag-new-knowledge",
+     "Retrieval adds knowledge the base model lacks."),
+    ("headline-lora-vs-closed-book", "lora-aug", "closed-book", "new-knowledge", "rag-new-knowledge",
+     "A LoRA adapter trained on the facts answers more of them than the base model."),
+    ("headline-rag-vs-lora", "rag", "lora-aug", "new-knowledge", "rag-new-knowledge",
+     "RAG answers questions about new facts better than a LoRA adapter trained on them."),
+    ("headline-hybrid-vs-rag", "lora-aug+rag", "rag", "hybrid", "hybrid",
+     "Fine-tuning the facts into the weights as well as retrieving them beats retrieval alone."),
+)
+
+
+def headline_entries(result: ExperimentResult, *, chapter: str = "35", note: str = "") -> dict[str, tuple[Any, list[Any]]]:
+    """The ledger entries of :data:`HEADLINE_CLAIMS` on a :func:`headline` result, by id:
+    ``{id: (entry, per_seed)}`` (see :func:`comparison_entry`). Every chapter that quotes the
+    headline uses these, so the numbers agree wherever they appear.
+
+    >>> entries = headline_entries(headline())   # doctest: +SKIP
+    >>> entries["headline-rag-vs-lora"][0].verdict   # doctest: +SKIP
+    'supported'
+    """
+    x, opts = result.extra, result.settings.get("options")
+    metric = f"accuracy (multiple choice by log-likelihood, {opts} options; held-out phrasing)"
+    why = f"k={x['k']} and {x['epochs']} epoch(s) chosen on {x['n_validation']} validation questions"
+    return {id_: comparison_entry(result, a, b, id=id_, dimension=dim, framework=fw, chapter=chapter, claim=claim,
+                                  metric=metric, note=f"{note}; {why}" if note else why)
+            for id_, a, b, dim, fw, claim in HEADLINE_CLAIMS}
 
 
 # The names the first version of this module used (kept for code written against them).
