@@ -31,8 +31,9 @@ naming the field when the object is built (scikit-learn's "declared parameter co
 ``example``
     A valid value of a field without a default (``spec(dataclasses.MISSING, ...)``).
 
-:func:`field_specs` turns them into JSON-ready dicts (a form generator reads those), :func:`check`
-validates one value against them, and :func:`require` validates one function argument the same way.
+:func:`seed_field` declares the one field most configurations share. :func:`field_specs` turns the
+metadata into JSON-ready dicts (a form generator reads those), :func:`check` validates one value
+against them, and :func:`require` validates one function argument the same way.
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -61,7 +62,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["KINDS", "spec", "check_number", "check", "require", "validate", "field_specs", "is_config_class",
+__all__ = ["KINDS", "spec", "seed_field", "check_number", "check", "require", "validate", "field_specs", "is_config_class",
            "with_source", "from_mapping"]
 
 #: The kinds of field :func:`spec` declares (see the module docstring).
@@ -137,6 +138,15 @@ def spec(
             raise ValueError("a required field (default=MISSING) needs an example value")
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def seed_field(help: str, *, max: int | None = None) -> Any:
+    """The ``seed`` field of a configuration, declared once for all of them (``help`` says what it seeds).
+
+    >>> seed_field("Seed of the sample.").metadata["label"]
+    'Seed'
+    """
+    return spec(0, "int", label="Seed", min=0, max=max, help=help)
 
 
 def _unit(meta: Mapping[str, Any]) -> str:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ._fields import field_specs, spec, validate
+from ._fields import field_specs, seed_field, spec, validate
 from .compare_report import assess, input_rows, load_warning, machine_load, render_markdown
 from .errors import ConfigError, DataError, WriteError
 from .experiments.cache import cached_json, content_key, result_path
@@ -88,7 +88,7 @@ class CompareOptions:
     max_length: int = spec(128, "int", label="Training length", unit="tokens", min=1, max=100_000,
                            help="Longest training example in tokens.")
     progress: bool = spec(True, "bool", label="Progress bars", help="Show progress bars.")
-    seed: int = spec(0, "int", label="Seed", min=0, max=2**32 - 1, help="Seed of sampling and the held-out split.")
+    seed: int = seed_field("Seed of sampling and the held-out split.", max=2**32 - 1)
     quality_target: float = spec(
         0.6, "float", label="Quality target", unit="accuracy", min=0, min_exclusive=True, max=1,
         help="Accuracy an approach must reach to count as sufficient (this book's assumption unless given).")

@@ -143,6 +143,37 @@ def test_failed_first_batch_creates_no_table(pg):
     assert pg.count() == 30
 
 
+@pytest.mark.parametrize("kind", ["pgvector", "qdrant"])
+def test_server_store_checks_before_writing(kind, request, table):
+    """What PgVectorStore and QdrantStore share (``ServerStore``): the checks before a search, a write and a
+    metadata change, on an empty store and on a filled one, and the closed store."""
+    from ragft_lib.stores import QdrantStore
+
+    s = PgVectorStore(request.getfixturevalue("pg_url"), table=table) if kind == "pgvector" else QdrantStore()
+    where = "table" if kind == "pgvector" else "collection"
+    assert s.search(unit(2), k=3) == [[], []]
+    s.replace((), [], unit(0))  # nothing to do: nothing done
+    with pytest.raises(StoreError, match="cannot delete unknown chunk ids \\['x'\\]: nothing was changed"):
+        s.delete(["x"])
+    with pytest.raises(ConfigError, match="metadata: must be JSON-serialisable"):
+        s.set_metadata({"x": object()})
+    s.set_metadata({"dimension": 8})
+    with pytest.raises(StoreError, match=f"the metadata of {where} '{table if kind == 'pgvector' else 'ragft_chunks'}' "
+                                         ".* says 8-d vectors, this batch is 16-d: nothing was changed"):
+        s.add(recs(4), unit(4))
+    assert s.count() == 0 and s.dimension is None
+    s.set_metadata({"dimension": 16})
+    s.add(recs(4), unit(4))
+    with pytest.raises(StoreError, match=f"holds 16-d vectors, not 8-d: use another {where}"):
+        s.set_metadata({"dimension": 8})
+    assert s.metadata() == {"dimension": 16} and s.search(unit(1), k=1)[0][0][0] == "c0"
+    with pytest.raises(ConfigError, match="k: must be >= 1"):
+        s.search(unit(1), k=0)
+    s.close()
+    with pytest.raises(StoreError, match="is closed"):
+        s.count()
+
+
 @pytest.mark.parametrize("index", ["hnsw", "exact"])
 def test_search_exact_and_hnsw(pg_url, table, index):
     s = PgVectorStore(pg_url, table=table, index=index, ef_search=20)

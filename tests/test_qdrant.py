@@ -99,9 +99,10 @@ def test_a_write_failing_half_way_is_undone(monkeypatch):
     rows = recs(30, 100)
     rows[25] = ChunkRecord("c125", "d62", "text", "src.md", 0, 4, {"x": object()})
     # Sneak the bad payload past validation the way a server error would arrive: after the first batches.
-    import ragft_lib.stores.qdrant as db
+    # (QdrantStore validates in ServerStore.replace, shared with PgVectorStore.)
+    import ragft_lib.stores._server as server
 
-    monkeypatch.setattr(db, "check_batch", lambda records, vectors, dim: np.asarray(vectors, dtype="float32"))
+    monkeypatch.setattr(server, "check_batch", lambda records, vectors, dim: np.asarray(vectors, dtype="float32"))
     with pytest.raises(StoreError, match="upsert failed"):
         s.replace(["c0", "c1", "c2"], rows, unit(30, seed=2))
     monkeypatch.undo()

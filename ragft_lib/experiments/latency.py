@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .._fields import require, spec, validate
+from .._fields import require, seed_field, spec, validate
 from ..errors import ConfigError, DataError
 from ..latency import LatencySLO, QuantileEstimate, paired_quantile_difference, quantile_ci
 from ..vocabulary import RETRIEVAL_STAGES
@@ -72,7 +72,7 @@ class LatencyRunSettings:
                            help="Tokens every answer generates, exactly (the same for every system).")
     warmup: int = spec(2, "int", label="Warm-up requests", unit="requests", min=0,
                        help="Untimed requests per system before timing (first calls pay one-off costs).")
-    seed: int = spec(0, "int", label="Seed", min=0, help="Seed of the question sample.")
+    seed: int = seed_field("Seed of the question sample.")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._fields import spec, validate
+from .._fields import seed_field, spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
@@ -40,11 +40,6 @@ def context_budget_field(default: int = 384) -> Any:
     """The ``context_tokens`` field: most tokens of retrieved context in a RAG prompt."""
     return spec(default, "int", label="Context budget", unit="tokens", min=16,
                 help="Most tokens of retrieved context in a RAG prompt.")
-
-
-def seed_field(help: str) -> Any:
-    """The ``seed`` field (``help`` says what it seeds)."""
-    return spec(0, "int", label="Seed", min=0, help=help)
 
 
 @dataclass

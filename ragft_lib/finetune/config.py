@@ -26,7 +26,7 @@ import warnings
 from dataclasses import InitVar, dataclass
 from typing import Any
 
-from .._fields import spec, validate
+from .._fields import seed_field, spec, validate
 from ..errors import ConfigError
 
 __all__ = ["LoRAConfig", "RuntimeOptions", "TrainingPrecision", "training_precision", "DTYPES", "LR_SCHEDULERS"]
@@ -112,7 +112,7 @@ class LoRAConfig:
     weight_decay: float = spec(0.0, "number", label="Weight decay", min=0, help="AdamW weight decay.")
     lr_scheduler: str = spec("linear", "choice", label="Learning-rate schedule", choices=LR_SCHEDULERS,
                              help="How the learning rate changes over the run.")
-    seed: int = spec(0, "int", label="Seed", min=0, help="Seed of the initialisation and the data order.")
+    seed: int = seed_field("Seed of the initialisation and the data order.")
     dtype: str | None = spec(None, "choice", label="Training dtype", choices=DTYPES, nullable=True,
                              null_means="by device (see training_precision)",
                              help="Dtype of the base model's weights while training.")

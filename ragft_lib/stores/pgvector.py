@@ -6,15 +6,14 @@ error if missing. The store's parameters are a :class:`PgVectorParams`, validate
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._fields import spec, validate
 from ..errors import ConfigError, StoreError
 from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
-from ._server import first_line, format_ids, redact_url, scrub, secrets_in
-from .protocol import ChunkRecord, HnswSearchParams, ReplaceStore, check_batch, check_k, check_queries, unique_ids
+from ._server import ServerStore, format_ids, redact_url, secrets_in
+from .protocol import ChunkRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -52,7 +51,7 @@ class PgVectorParams:
         validate(self)
 
 
-class PgVectorStore(HnswSearchParams, ReplaceStore):
+class PgVectorStore(ServerStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a PostgreSQL table with the pgvector extension.
 
     ``url`` is a libpq connection string (``postgresql://user:password@host:5432/db`` or
@@ -112,6 +111,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
         except ImportError as exc:
             raise StoreError(f"PgVectorStore needs psycopg 3 and pgvector: pip install 'psycopg[binary]' pgvector ({exc})") from None
         self._psycopg = psycopg
+        self._client_errors = (psycopg.Error,)
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
@@ -132,8 +132,14 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
         self._dim = self._table_dimension()
 
     # -- connection helpers --------------------------------------------------------------
-    def _clean(self, exc: BaseException) -> str:
-        return scrub(first_line(exc), self._secrets)
+    def _where(self) -> str:
+        return f"table {self.table!r} at {self.url}"
+
+    def _failure(self, what: str, exc: BaseException) -> str:
+        """A database error's message: the connection was lost, or the transaction was rolled back."""
+        if isinstance(exc, self._psycopg.OperationalError):
+            return f"{what} failed: lost the connection to {self.url}: {self._clean(exc)}"
+        return f"{what} failed, nothing was changed (transaction rolled back): {self._clean(exc)}"
 
     def _ensure_extension(self) -> None:
         psycopg = self._psycopg
@@ -155,20 +161,6 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
                          f"cannot enable it ({reason}); ask its administrator to run CREATE EXTENSION vector "
                          f"(pgvector {available[0]} is available on the server)")
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"{self!r} is closed")
-
-    def _run(self, what: str, fn: Any) -> Any:
-        """Run ``fn`` translating database errors into StoreError (the connection's transaction is rolled back)."""
-        self._check_open()
-        try:
-            return fn()
-        except self._psycopg.OperationalError as exc:
-            raise StoreError(f"{what} failed: lost the connection to {self.url}: {self._clean(exc)}") from None
-        except self._psycopg.Error as exc:
-            raise StoreError(f"{what} failed, nothing was changed (transaction rolled back): {self._clean(exc)}") from None
-
     def _table_dimension(self) -> int | None:
         row = self._conn.execute(
             "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding'",
@@ -182,7 +174,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
 
     def server_versions(self) -> dict[str, str | None]:
         """``{"postgresql": ..., "pgvector": ...}``: the server's version and its pgvector extension's."""
-        row = self._run("reading the server version", lambda: self._conn.execute(
+        row = self._call("reading the server version", lambda: self._conn.execute(
             "SELECT current_setting('server_version'), "
             "(SELECT extversion FROM pg_extension WHERE extname = 'vector')").fetchone())
         return {"postgresql": row[0], "pgvector": row[1]}
@@ -191,20 +183,13 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
         def go():
             row = self._conn.execute(f"SELECT metadata FROM {PG_META_TABLE} WHERE table_name = %s", (self.table,)).fetchone()
             return dict(row[0]) if row else {}
-        return self._run("reading the store metadata", go)
+        return self._call("reading the store metadata", go)
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         from psycopg.types.json import Jsonb
 
-        try:
-            json.dumps(metadata)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"must be JSON-serialisable: {exc}", field="metadata") from None
-        dim = metadata.get("dimension")
-        if dim is not None and self._dim is not None and int(dim) != self._dim:
-            raise StoreError(f"table {self.table!r} at {self.url} holds {self._dim}-d vectors, not {dim}-d: "
-                             "use another table (or drop this one) for this embedder; nothing was changed")
-        self._run("writing the store metadata", lambda: self._conn.execute(
+        self._check_metadata(metadata)
+        self._call("writing the store metadata", lambda: self._conn.execute(
             f"INSERT INTO {PG_META_TABLE} (table_name, metadata) VALUES (%s, %s) "
             "ON CONFLICT (table_name) DO UPDATE SET metadata = EXCLUDED.metadata", (self.table, Jsonb(dict(metadata)))))
 
@@ -212,7 +197,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
         if self._dim is None:
             self._check_open()
             return 0
-        return int(self._run("count", lambda: self._conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]))
+        return int(self._call("count", lambda: self._conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]))
 
     def size_bytes(self) -> dict[str, int]:
         """Bytes on disk: ``table`` (heap + TOAST), ``index`` (the HNSW index), ``total``."""
@@ -235,7 +220,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
             with self._conn.transaction():
                 self._conn.execute(f"DROP TABLE IF EXISTS {self.table}")
                 self._conn.execute(f"DELETE FROM {PG_META_TABLE} WHERE table_name = %s", (self.table,))
-        self._run("drop", go)
+        self._call("drop", go)
         self._dim = None
 
     # -- reads ---------------------------------------------------------------------------
@@ -249,7 +234,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
         if self._dim is None:
             self._check_open()
             return iter(())
-        rows = self._run("reading records", lambda: self._conn.execute(
+        rows = self._call("reading records", lambda: self._conn.execute(
             f"SELECT {self._COLS} FROM {self.table} ORDER BY seq").fetchall())
         return (self._rec(r) for r in rows)
 
@@ -260,7 +245,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
             return []
         if self._dim is None:
             raise StoreError(f"unknown chunk id {ids[0]!r}")
-        rows = self._run("get", lambda: self._conn.execute(
+        rows = self._call("get", lambda: self._conn.execute(
             f"SELECT {self._COLS} FROM {self.table} WHERE chunk_id = ANY(%s)", (ids,)).fetchall())
         by_id = {r[0]: self._rec(r) for r in rows}
         missing = [i for i in ids if i not in by_id]
@@ -268,16 +253,10 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
             raise StoreError(f"unknown chunk id {missing[0]!r}")
         return [by_id[i] for i in ids]
 
-    def search(self, queries: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
-
-        self._check_open()
-        k = check_k(k)
-        q = check_queries(queries, self._dim)
-        if self._dim is None:
-            return [[] for _ in range(len(q))]
+    def _search(self, q: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
         ef = max(k, self.config.ef_search)
         if self.index == "hnsw" and ef != self._ef_now:
-            self._run("setting hnsw.ef_search", lambda: self._conn.execute(f"SET hnsw.ef_search = {int(ef)}"))
+            self._call("setting hnsw.ef_search", lambda: self._conn.execute(f"SET hnsw.ef_search = {int(ef)}"))
             self._ef_now = ef
         sql = (f"SELECT chunk_id, 1 - (embedding <=> %(q)s) FROM {self.table} "
                f"ORDER BY embedding <=> %(q)s LIMIT {int(k)}")
@@ -297,26 +276,14 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
                 with self._conn.transaction():
                     cur.execute("SET LOCAL enable_indexscan = off")
                     return scan(cur)
-        return self._run("search", go)
+        return self._call("search", go)
 
     # -- writes --------------------------------------------------------------------------
-    def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
+    def _write(self, delete_ids: list[str], records: list[ChunkRecord], vecs: "np.ndarray") -> None:
         from psycopg.types.json import Jsonb
 
-        self._check_open()
-        records = list(records)
-        delete_ids = unique_ids(delete_ids)
-        vecs = check_batch(records, vectors, self._dim if records else None)
-        if not records and not delete_ids:
-            return
         conn = self._conn
-        creating = self._dim is None and bool(records)
-        if self._dim is None and delete_ids:
-            raise StoreError(f"cannot delete unknown chunk ids {format_ids(delete_ids)}: nothing was changed")
-        meta_dim = self.metadata().get("dimension")
-        if creating and meta_dim is not None and int(meta_dim) != vecs.shape[1]:
-            raise StoreError(f"the metadata of table {self.table!r} says {meta_dim}-d vectors, this batch is "
-                             f"{vecs.shape[1]}-d: nothing was changed")
+        creating = self._dim is None  # then there are records and no delete_ids (ServerStore.replace checked)
         t = self.table
 
         def go():
@@ -350,7 +317,7 @@ class PgVectorStore(HnswSearchParams, ReplaceStore):
                     conn.execute(f"CREATE INDEX {t}_embedding_hnsw ON {t} USING hnsw (embedding vector_cosine_ops) "
                                  f"WITH (m = {int(self.config.hnsw_m)}, ef_construction = {int(self.config.ef_construction)})")
         what = f"writing {len(records)} chunks / deleting {len(delete_ids)} into table {t!r} at {self.url}"
-        self._run(what, go)
+        self._call(what, go)
         if creating:
             self._dim = int(vecs.shape[1])
 

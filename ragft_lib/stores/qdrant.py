@@ -6,16 +6,15 @@ parameters are a :class:`QdrantParams`, validated before connecting.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._fields import spec, validate
 from ..errors import ConfigError, StoreError
 from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
-from ._server import first_line, format_ids, redact_url, scrub, secrets_in
-from .protocol import ChunkRecord, HnswSearchParams, ReplaceStore, check_batch, check_k, check_queries, unique_ids
+from ._server import ServerStore, format_ids, redact_url, secrets_in
+from .protocol import ChunkRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -62,7 +61,7 @@ def qdrant_point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(QDRANT_NAMESPACE, chunk_id))
 
 
-class QdrantStore(HnswSearchParams, ReplaceStore):
+class QdrantStore(ServerStore):
     """A :class:`~ragft_lib.stores.VectorStore` in a Qdrant collection, through ``qdrant-client``.
 
     ``location`` is a server or cluster URL (``https://...:6333``, with ``api_key``), a local folder
@@ -90,6 +89,7 @@ class QdrantStore(HnswSearchParams, ReplaceStore):
 
     #: The store's parameters, validated when it was made (change the search-time ones with :meth:`set_search_params`).
     config: QdrantParams
+    _container = "collection"
 
     def __init__(
         self,
@@ -139,25 +139,18 @@ class QdrantStore(HnswSearchParams, ReplaceStore):
                 self._client = qdrant_client.QdrantClient(path=location)
         except Exception as exc:
             raise StoreError(f"cannot reach Qdrant at {self.location} within {self.timeout} s: "
-                             f"{scrub(first_line(exc), self._secrets)}") from None
+                             f"{self._clean(exc)}") from None
         self._dim = self._collection_dimension()
         self._seq = self._max_seq() + 1 if self._dim is not None else 0
 
     def __repr__(self) -> str:
         return f"QdrantStore(location={self.location!r}, collection={self.collection!r})"
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"{self!r} is closed")
+    def _where(self) -> str:
+        return f"collection {self.collection!r} at {self.location}"
 
-    def _call(self, what: str, fn: Any) -> Any:
-        self._check_open()
-        try:
-            return fn()
-        except (StoreError, ConfigError):
-            raise
-        except Exception as exc:
-            raise StoreError(f"Qdrant {what} failed at {self.location}: {scrub(first_line(exc), self._secrets)}") from None
+    def _failure(self, what: str, exc: BaseException) -> str:
+        return f"Qdrant {what} failed at {self.location}: {self._clean(exc)}"
 
     def _exists(self) -> bool:
         return bool(self._call("collection_exists", lambda: self._client.collection_exists(self.collection)))
@@ -199,14 +192,7 @@ class QdrantStore(HnswSearchParams, ReplaceStore):
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         self._check_open()
-        try:
-            json.dumps(metadata)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"must be JSON-serialisable: {exc}", field="metadata") from None
-        dim = metadata.get("dimension")
-        if dim is not None and self._dim is not None and int(dim) != self._dim:
-            raise StoreError(f"collection {self.collection!r} at {self.location} holds {self._dim}-d vectors, not "
-                             f"{dim}-d: use another collection for this embedder; nothing was changed")
+        self._check_metadata(metadata)
         if self._dim is None:
             self._pending_meta = dict(metadata)  # written when the collection is created (first add)
             return
@@ -257,13 +243,7 @@ class QdrantStore(HnswSearchParams, ReplaceStore):
             raise StoreError(f"unknown chunk id {missing[0]!r}")
         return [ChunkRecord.from_dict(found[i].payload) for i in ids]
 
-    def search(self, queries: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
-
-        self._check_open()
-        k = check_k(k)
-        q = check_queries(queries, self._dim)
-        if self._dim is None:
-            return [[] for _ in range(len(q))]
+    def _search(self, q: "np.ndarray", k: int) -> list[list[tuple[str, float]]]:
         m = self._m
         # Local mode is brute force and warns that search params have no effect: send them to servers only.
         params = m.SearchParams(hnsw_ef=max(k, self.config.ef_search), exact=self.exact) if self.is_server else None
@@ -285,21 +265,10 @@ class QdrantStore(HnswSearchParams, ReplaceStore):
         return [self._m.PointStruct(id=qdrant_point_id(r.chunk_id), vector=v.tolist(), payload={**r.to_dict(), "seq": s})
                 for r, v, s in zip(records, vecs, seqs)]
 
-    def replace(self, delete_ids: Iterable[str], records: Sequence[ChunkRecord], vectors: "np.ndarray") -> None:
-        self._check_open()
+    def _write(self, delete_ids: list[str], records: list[ChunkRecord], vecs: "np.ndarray") -> None:
         m = self._m
-        records = list(records)
-        delete_ids = unique_ids(delete_ids)
-        vecs = check_batch(records, vectors, self._dim if records else None)
-        if not records and not delete_ids:
-            return
         # Validate against what is stored (no write before this point).
-        if self._dim is None:
-            if delete_ids:
-                raise StoreError(f"cannot delete unknown chunk ids {format_ids(delete_ids)}: nothing was changed")
-            meta_dim = self._pending_meta.get("dimension")
-            if meta_dim is not None and int(meta_dim) != vecs.shape[1]:
-                raise StoreError(f"the metadata says {meta_dim}-d vectors, this batch is {vecs.shape[1]}-d: nothing was changed")
+        if self._dim is None:  # then there are records and no delete_ids (ServerStore.replace checked)
             self._create(int(vecs.shape[1]))
             old: dict[str, Any] = {}
         else:
