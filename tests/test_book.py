@@ -203,6 +203,7 @@ def test_no_build_noise_reaches_the_page(pages):
         assert r["machine_paths"] == [], (page, "path of the build machine", r["machine_paths"])
         assert r["progress_text"] == [], (page, "progress-bar text", r["progress_text"])
         assert r["widget_views"] == 0, (page, "ipywidgets controls on a page with no kernel")
+        assert r["bare_values"] == [], (page, "a bare value a cell returned (e.g. glue(...) without ';')", r["bare_values"])
 
 
 # ------------------------------------------------------------------------------------------
