@@ -190,6 +190,12 @@ def test_outputs_fit_the_text_column(pages):
 
 
 @pytest.mark.browser
+def test_no_page_scrolls_sideways_at_400_px(pages):
+    for page, r in pages.items():
+        assert r["width_at_400"] <= 402, f"{page}: {r['width_at_400']} px wide in a 400 px window"
+
+
+@pytest.mark.browser
 def test_figures_are_shown_at_most_slightly_shrunk(pages):
     for page, r in pages.items():
         small = [f for f in r["figures"] if f["ratio"] < MIN_FIGURE_RATIO]

@@ -4,6 +4,7 @@
 // shown at a fraction of their pixels, and build noise in the outputs (raw markdown tables, paths of
 // the build machine, progress-bar text, ipywidgets views that no kernel runs, bare values a cell returned).
 // Usage: node check_pages.mjs BASE_URL page1.html page2.html ...   (prints one JSON object)
+// Each page is also opened at 400 px wide: width_at_400 is the page's scroll width there.
 // With SCREENSHOTS=DIR, also writes full-page screenshots at 1280 px and 400 px: DIR/<page>-1280.png, -400.png.
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -91,17 +92,22 @@ try {
     r.images = imgs.length;
     r.broken_images = imgs.filter((i) => !i.ok).map((i) => i.src);
     Object.assign(r, await tab.evaluate(measure));
-    if (shots) {
-      const slug = page.replace(/\.html$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
+    const slug = page.replace(/\.html$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
+    const shoot = async (width) => {
+      if (!shots) return;
       try {  // screenshots are for a person to look at: a slow one is reported, not fatal
-        await tab.screenshot({ path: `${shots}/${slug}-1280.png`, fullPage: true, timeout: 120000 });
-        await tab.setViewportSize({ width: 400, height: 900 });
-        await tab.waitForTimeout(300);
-        await tab.screenshot({ path: `${shots}/${slug}-400.png`, fullPage: true, timeout: 120000 });
+        await tab.screenshot({ path: `${shots}/${slug}-${width}.png`, fullPage: true, timeout: 120000 });
       } catch (e) {
         r.screenshot_error = String(e).slice(0, 200);
       }
-    }
+    };
+    await shoot(1280);
+    // On a phone-sized screen (400 px) the page itself must not scroll sideways (tables and code
+    // scroll inside their own boxes).
+    await tab.setViewportSize({ width: 400, height: 900 });
+    await tab.waitForTimeout(300);
+    r.width_at_400 = await tab.evaluate(() => document.documentElement.scrollWidth);
+    await shoot(400);
     results[page] = r;
     await ctx.close();
   }
