@@ -137,7 +137,8 @@ def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sp
     head = ["verdict", "claim tested (metric)", "measured", "chapter"]
     if gpu:
         head.append("GPU run")
-    widths = ["17%", "41%", "30%", "12%"] if not gpu else ["14%", "34%", "26%", "10%", "16%"]
+    # the verdict column fits "not distinguishable" on two lines, the chapter column a whole word
+    widths = ["19%", "37%", "28%", "16%"] if not gpu else ["16%", "31%", "24%", "13%", "16%"]
     cols = "<colgroup>" + "".join(f"<col style='width: {w}'>" for w in widths) + "</colgroup>"
     return ("<div class='ragft-scorecard'><table class='table'>" + cols + "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
@@ -145,9 +146,9 @@ def _table(doc: dict[str, Any], gpu: list[dict[str, Any]], fromdoc: str, app: Sp
 
 _STYLE = """<style>
 .ragft-scorecard { overflow-x: auto; }
-.ragft-scorecard table { font-size: 0.85em; table-layout: fixed; width: 100%; }\n.ragft-scorecard td, .ragft-scorecard th { white-space: normal; overflow-wrap: anywhere; }\n.ragft-scorecard td { vertical-align: top; }
+.ragft-scorecard table { font-size: 0.85em; table-layout: fixed; width: 100%; min-width: 40rem; }\n.ragft-scorecard td, .ragft-scorecard th { white-space: normal; overflow-wrap: anywhere; }\n.ragft-scorecard td { vertical-align: top; }
 .ragft-scorecard tr.ragft-claim th { background: var(--pst-color-surface, #f3f4f5); padding-top: 0.8em; }
-.ragft-verdict { font-weight: 600; white-space: nowrap; padding: 0 0.3em; border-radius: 3px; }
+.ragft-verdict { font-weight: 600; display: inline-block; white-space: normal; overflow-wrap: normal; padding: 0 0.3em; border-radius: 3px; }
 .ragft-supported { background: #d8f0dd; color: #14532d; }
 .ragft-not-distinguishable { background: #eceff1; color: #37474f; }
 .ragft-contradicted { background: #fbe0e0; color: #7f1d1d; }

@@ -429,7 +429,9 @@ def _figures(report: dict[str, Any], ci: Any, out: Path) -> None:
         names = [r["approach"] for r in s]
         acc = [r["accuracy"] for r in s]
         err = [[r["accuracy"] - r["lo"] for r in s], [r["hi"] - r["accuracy"] for r in s]]
-        ax.barh(names, acc, xerr=err, capsize=4, color=["0.6" if "rag" not in n else "tab:blue" for n in names])
+        from .vocabulary import colour_of  # the book's colour of each approach (lora: fine-tune, lora+rag: hybrid)
+
+        ax.barh(names, acc, xerr=err, capsize=4, color=[colour_of(n) for n in names])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"answer accuracy (n={s[0]['n']}, 95 % bootstrap CI)")

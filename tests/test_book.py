@@ -190,6 +190,12 @@ def test_outputs_fit_the_text_column(pages):
 
 
 @pytest.mark.browser
+def test_no_page_scrolls_sideways_at_400_px(pages):
+    for page, r in pages.items():
+        assert r["width_at_400"] <= 402, f"{page}: {r['width_at_400']} px wide in a 400 px window"
+
+
+@pytest.mark.browser
 def test_figures_are_shown_at_most_slightly_shrunk(pages):
     for page, r in pages.items():
         small = [f for f in r["figures"] if f["ratio"] < MIN_FIGURE_RATIO]
@@ -203,6 +209,7 @@ def test_no_build_noise_reaches_the_page(pages):
         assert r["machine_paths"] == [], (page, "path of the build machine", r["machine_paths"])
         assert r["progress_text"] == [], (page, "progress-bar text", r["progress_text"])
         assert r["widget_views"] == 0, (page, "ipywidgets controls on a page with no kernel")
+        assert r["bare_values"] == [], (page, "a bare value a cell returned (e.g. glue(...) without ';')", r["bare_values"])
 
 
 # ------------------------------------------------------------------------------------------

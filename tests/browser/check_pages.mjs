@@ -2,8 +2,9 @@
 // console errors, failed requests, requests that leave 127.0.0.1, images that did not load, and what a
 // reader sees: the launch links (Colab, download), output blocks wider than the text column, figures
 // shown at a fraction of their pixels, and build noise in the outputs (raw markdown tables, paths of
-// the build machine, progress-bar text, ipywidgets views that no kernel runs).
+// the build machine, progress-bar text, ipywidgets views that no kernel runs, bare values a cell returned).
 // Usage: node check_pages.mjs BASE_URL page1.html page2.html ...   (prints one JSON object)
+// Each page is also opened at 400 px wide: width_at_400 is the page's scroll width there.
 // With SCREENSHOTS=DIR, also writes full-page screenshots at 1280 px and 400 px: DIR/<page>-1280.png, -400.png.
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -45,6 +46,13 @@ function measure() {
     figures.push({ src: img.getAttribute("src"), natural: img.naturalWidth, density, shown: Math.round(shown),
                    ratio: +(shown * density / img.naturalWidth).toFixed(3) });
   }
+  // A cell whose last line returns a value (e.g. glue(...) without ";") shows that value alone: a bare
+  // number, an unformatted float or a Python string repr, with nothing around it, is a leak, not a result.
+  const bare = [];
+  for (const block of document.querySelectorAll(".cell_output > *")) {
+    const t = text(block).trim();
+    if (/^-?\d+(\.\d{5,})?$/.test(t) || /^'[^\n]*'$|^"[^\n]*"$/.test(t)) bare.push(t.slice(0, 60));
+  }
   const outputs = [...document.querySelectorAll(".cell_output")].map(text).join("\n");
   const headings = [...document.querySelectorAll("article h1, article h2, article h3, article h4")].map(text).join("\n");
   const found = (re, s) => [...new Set((s.match(re) || []).map((m) => m.slice(0, 60)))];
@@ -56,6 +64,7 @@ function measure() {
     markdown_tables: found(/\|[ \t]*:?[-—–]{3,}:?[ \t]*\|/g, outputs),
     machine_paths: found(/(\/tmp\/|\/root\/|\/home\/|[~\/]\.cache\b)\S*/g, outputs + "\n" + headings),
     progress_text: found(/(it\/s\]|s\/it\]|\d%\|| \d+\/\d+ \[\d\d:\d\d|█)/g, outputs),
+    bare_values: bare,
     widget_views: document.querySelectorAll('.cell_output script[type="application/vnd.jupyter.widget-view+json"], .cell_output .jupyter-widgets').length,
   };
 }
@@ -83,17 +92,22 @@ try {
     r.images = imgs.length;
     r.broken_images = imgs.filter((i) => !i.ok).map((i) => i.src);
     Object.assign(r, await tab.evaluate(measure));
-    if (shots) {
-      const slug = page.replace(/\.html$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
+    const slug = page.replace(/\.html$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
+    const shoot = async (width) => {
+      if (!shots) return;
       try {  // screenshots are for a person to look at: a slow one is reported, not fatal
-        await tab.screenshot({ path: `${shots}/${slug}-1280.png`, fullPage: true, timeout: 120000 });
-        await tab.setViewportSize({ width: 400, height: 900 });
-        await tab.waitForTimeout(300);
-        await tab.screenshot({ path: `${shots}/${slug}-400.png`, fullPage: true, timeout: 120000 });
+        await tab.screenshot({ path: `${shots}/${slug}-${width}.png`, fullPage: true, timeout: 120000 });
       } catch (e) {
         r.screenshot_error = String(e).slice(0, 200);
       }
-    }
+    };
+    await shoot(1280);
+    // On a phone-sized screen (400 px) the page itself must not scroll sideways (tables and code
+    // scroll inside their own boxes).
+    await tab.setViewportSize({ width: 400, height: 900 });
+    await tab.waitForTimeout(300);
+    r.width_at_400 = await tab.evaluate(() => document.documentElement.scrollWidth);
+    await shoot(400);
     results[page] = r;
     await ctx.close();
   }
