@@ -22,8 +22,8 @@ NO_THRESHOLD = "rag (no threshold)"
 _VERSION = 1  # bump when a change alters the results
 
 
-def knowledge_boundary(settings: ExperimentSettings | None = None, *, n_unanswerable: int = 100,
-                       n_answerable: int = 50, n_validation: int = 100, max_new_tokens: int = 20,
+def knowledge_boundary(settings: ExperimentSettings | None = None, *, n_unanswerable: int = 200,
+                       n_answerable: int = 100, n_validation: int = 100, max_new_tokens: int = 20,
                        use_cache: bool = True) -> ExperimentResult:
     """What closed-book, LoRA, RAG and LoRA + RAG do with questions nobody can answer, beside answerable ones.
 
