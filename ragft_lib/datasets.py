@@ -441,6 +441,45 @@ class World:
         docs = [new_docs.get(d.id, d) for d in self.documents]
         return World(seed=self.seed, facts=facts, documents=docs, update=WorldUpdate((), ()))
 
+    def with_changes(self, changes: Mapping[str, str]) -> "World":
+        """A new World in which each fact ``fact_id -> new value`` of ``changes`` holds the new value,
+        and the documents of the entities it touches are re-rendered (the others are the same
+        objects). The new world has no pending update batch. An unknown fact id, a value that is
+        not a non-empty string, or a value equal to the current one raises ``ConfigError``
+        naming it.
+
+        >>> w = load_world()
+        >>> f = w.facts[0]
+        >>> w2 = w.with_changes({f.id: "Zzyzx"})
+        >>> w2.fact(f.id).answer, "Zzyzx" in w2.document(f.doc_id).text, f.answer in w2.document(f.doc_id).text
+        ('Zzyzx', True, False)
+        """
+        if not isinstance(changes, Mapping):
+            raise ConfigError(f"must be a mapping of fact id to new value, got {type(changes).__name__}",
+                              field="changes")
+        for fid, value in changes.items():
+            if fid not in self._by_id:
+                raise ConfigError(f"no fact with id {fid!r} in this world", field="changes")
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{fid}: the new value must be a non-empty string, got {value!r:.60}",
+                                  field="changes")
+            if value == self._by_id[fid].answer:
+                raise ConfigError(f"{fid}: the new value {value!r} is the current one (not a change)",
+                                  field="changes")
+        facts = [_refill(f, changes[f.id]) if f.id in changes else f for f in self.facts]
+        touched = {self._by_id[fid].entity_id for fid in changes}
+        by_entity: dict[str, list[Fact]] = {}
+        for f in facts:
+            if f.entity_id in touched:
+                by_entity.setdefault(f.entity_id, []).append(f)
+        docs = []
+        for d in self.documents:
+            if d.id in touched:
+                fs = by_entity[d.id]
+                d = _render_document(d.id, fs[0].entity_type, fs[0].entity, fs)
+            docs.append(d)
+        return World(seed=self.seed, facts=facts, documents=docs, update=WorldUpdate((), ()))
+
     # -- tables --------------------------------------------------------------------------
     def facts_frame(self) -> "pd.DataFrame":
         """One row per fact: id, entity, attribute, answer, question, split, doc_id, source."""

@@ -82,6 +82,30 @@ def test_update_batch_changes_exactly_the_facts_it_says(world):
         assert (d_old.text != d_new.text) == (d_old.id in touched)
 
 
+def test_with_changes_matches_the_update_batch_and_rewrites_only_touched_documents(world):
+    changes = {c.fact_id: c.new for c in world.update.changes}
+    changed = world.with_changes(changes)
+    updated = world.apply_update()
+    assert changed.facts == updated.facts
+    assert [d.text for d in changed.documents] == [d.text for d in updated.documents]
+    touched = {world.fact(fid).doc_id for fid in changes}
+    for d_old, d_new in zip(world.documents, changed.documents):
+        assert (d_new is d_old) == (d_old.id not in touched)
+    # the original world is unchanged, and no changes at all gives the same facts and documents
+    assert world.facts == load_world().facts and world.documents == load_world().documents
+    same = world.with_changes({})
+    assert same.facts == world.facts and same.documents == world.documents
+
+
+def test_with_changes_rejects_bad_changes(world):
+    f = world.facts[0]
+    for bad, match in (({"town:nowhere/river": "X"}, "town:nowhere/river"), ({f.id: ""}, "non-empty"),
+                       ({f.id: 3}, "non-empty"), ({f.id: f.answer}, "current one"), ([(f.id, "X")], "mapping")):
+        with pytest.raises(ConfigError, match=match) as e:
+            world.with_changes(bad)
+        assert e.value.field == "changes"
+
+
 def test_frames(world):
     ff = world.facts_frame()
     assert len(ff) == len(world.facts) and ff["changes_in_update"].sum() == len(world.update.changes)
