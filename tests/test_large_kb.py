@@ -69,3 +69,21 @@ def test_reading_a_result():
         kb_compare(res, index="hnsw")
     with pytest.raises(ConfigError):
         kb_latency(res, size=3000)
+
+
+@pytest.mark.slow
+def test_large_kb_runs_end_to_end_at_the_smallest_valid_size():
+    from ragft_lib.experiments import large_kb
+
+    s = LargeKBSettings(largest=1000, n_questions=100, n_described=0, n_validation=10, timing_rounds=1)
+    res = large_kb(s, use_cache=False, progress=False)
+    assert res.extra["sizes"] == [140, 1000] and res.extra["distractors"] == 860
+    t = kb_table(res)
+    assert set(t["index"]) == {"flat", "ivf", "hnsw"} and (t["n"] == 100).all()
+    # the world's own documents: the right one is retrieved first for almost every named question
+    assert t[(t["documents"] == 140) & (t["index"] == "flat")]["recall@1"].iloc[0] >= 0.9
+    for row in res.extra["index"]:
+        assert row["val_recall"] >= s.target_recall or row["value"] == max(int(k) for k in row["grid"])
+    assert {(r["size"], r["index"]) for r in res.extra["latency"]} == {(n, k) for n in (140, 1000)
+                                                                       for k in ("flat", "ivf", "hnsw")}
+    assert kb_compare(res).n == 100
