@@ -18,7 +18,8 @@ showing the same experiment share one run.
 * :func:`measure_latency` — per-request latency of the four systems on this machine, equal answer lengths;
 * :func:`decision_from_measurement` — the measurements fed into the cost model and the decision;
 * :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates;
-* :func:`large_kb` — the same questions as look-alike documents grow the knowledge base to 10,000.
+* :func:`large_kb` — the same questions as look-alike documents grow the knowledge base to 10,000;
+* :func:`one_document_changes` — many facts changed, each in its own document: RAG before and after.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -38,6 +39,7 @@ from .lab import Lab, stratified_sample
 from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
+from .one_document import OneDocumentSettings, one_document_changes, one_document_compare
 from .result import ExperimentResult, summarise
 from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
 
@@ -48,4 +50,5 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "content_key", "result_path", "cached_json", "cached_result",
            "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
            "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table",
-           "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency"]
+           "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
+           "OneDocumentSettings", "one_document_changes", "one_document_compare"]

@@ -193,7 +193,7 @@ def _run(s: LargeKBSettings, progress: bool | None) -> ExperimentResult:
         exact_val, exact_test = flat.search(val_vectors, 10), flat.search(test_vectors, 10)
         for kind, (param, grid) in _GRIDS.items():
             store = retrievers[(n, kind)].store
-            limit = store.faiss_index().nlist if kind == "ivf" else max(grid)
+            limit = store.faiss_index.nlist if kind == "ivf" else max(grid)
             recalls = {}
             for v in [g for g in grid if g <= limit] or [limit]:
                 store.set_search_params(**{param: v})
