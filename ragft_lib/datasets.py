@@ -51,6 +51,7 @@ __all__ = [
     "load_pydoc_topics", "invent_names", "fact_examples", "raft_prompt", "raft_examples",
     "EXTRACTION_ATTRIBUTES", "EXTRACTION_SCHEMA", "EXTRACTION_INSTRUCTION", "extraction_prompt", "extraction_task",
     "HOUSE_STYLE_GUIDE", "house_style", "follows_house_style", "style_task", "few_shot_messages",
+    "NAME_PARTS", "ATTRIBUTE_VALUES", "NamePool", "name_maker", "entity_id", "entity_document",
 ]
 
 COUNTRY = "Ostrevia"
@@ -546,6 +547,46 @@ def _render_document(entity_id: str, entity_type: str, name: str, facts: Iterabl
     text = lines[0] + "\n\n" + " ".join(lines[2:]) + "\n"
     source = f"ostrevia/{_FOLDERS[entity_type]}/{entity_id.split(':', 1)[1]}.md"
     return Document(id=entity_id, text=text, source=source, metadata={"entity_type": entity_type, "entity": name})
+
+
+#: The parts invented names are made of, for look-alike names (:mod:`ragft_lib.distractors`).
+NAME_PARTS: dict[str, tuple[str, ...]] = {"vowels": tuple(_VOWELS), "town_suffixes": tuple(_TOWN_SUFFIXES),
+                                          "company_kinds": tuple(_COMPANY_KINDS)}
+#: The values the world draws its categorical attributes from.
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"region": tuple(_REGIONS), "occupation": tuple(_OCCUPATIONS),
+                                                "product": tuple(_PRODUCTS), "festival_month": tuple(_MONTHS)}
+#: Unique invented names, never reused (``NamePool(rng).take(name_maker("town"))``).
+NamePool = _NamePool
+
+
+def name_maker(entity_type: str) -> Callable[[random.Random], str]:
+    """The function that invents one name of ``entity_type`` (town, company or person) from an rng."""
+    require("entity_type", entity_type, "choice", choices=tuple(_NAME_MAKERS))
+    return _NAME_MAKERS[entity_type]
+
+
+def entity_id(entity_type: str, name: str) -> str:
+    """The id of an entity's document: ``entity_id("town", "Brindle Mere") == "town:brindle-mere"``."""
+    return f"{entity_type}:{_slug(name)}"
+
+
+def entity_document(eid: str, entity_type: str, name: str, values: Mapping[str, str], *,
+                    split: str = "train") -> tuple[list[Fact], Document]:
+    """The facts (``split``) and the document of one entity with these attribute ``values``,
+    written with the world's question, statement and document templates.
+
+    >>> facts, doc = entity_document("town:x", "town", "Xmere", {"river": "Ya", "founded": "1500",
+    ...                              "region": "Tarnfell", "mayor": "Ab Cd"})
+    >>> len(facts), doc.source, facts[0].statement in doc.text
+    (4, 'ostrevia/towns/x.md', True)
+    """
+    source = f"ostrevia/{_FOLDERS[entity_type]}/{eid.split(':', 1)[1]}.md"
+    facts = [Fact(id=f"{eid}/{a.name}", entity_id=eid, entity_type=entity_type, entity=name, attribute=a.name,
+                  answer=values[a.name], questions=tuple(q.format(e=name) for q in a.questions),
+                  statements=tuple(st.format(e=name, a=values[a.name]) for st in a.statements),
+                  doc_id=eid, source=source, split=split)
+             for a in _ATTRIBUTES if a.entity_type == entity_type]
+    return facts, _render_document(eid, entity_type, name, facts)
 
 
 def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_people: int = 60,

@@ -31,14 +31,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ._fields import require
-from .datasets import (_ATTR, _ATTRIBUTES, _COMPANY_KINDS, _FOLDERS, _MONTHS, _NAME_MAKERS, _OCCUPATIONS, _PRODUCTS,
-                       _REGIONS, _TOWN_SUFFIXES, _VOWELS, Fact, World, _NamePool, _render_document, _slug)
+from .datasets import (ATTRIBUTE_VALUES, NAME_PARTS, Fact, NamePool, World, entity_document, entity_id,
+                       name_maker)
 from .documents import Document
 from .errors import DataError
 
 __all__ = ["Distractors", "distractors", "grown_documents", "described_questions", "real_names"]
 
 _TYPES = ("town", "company", "person", "town", "company", "person", "person")  # the world's 40:40:60 mix
+_SUFFIXES, _KINDS, _VOWELS = NAME_PARTS["town_suffixes"], NAME_PARTS["company_kinds"], NAME_PARTS["vowels"]
+_REGIONS = ATTRIBUTE_VALUES["region"]
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,14 @@ def _mutate(name: str, entity_type: str, rng: random.Random, *, vowel_only: bool
     """
     words = name.split(" ")
     if entity_type == "town" and not vowel_only and rng.random() < 0.5:
-        for suffix in _TOWN_SUFFIXES:
+        for suffix in _SUFFIXES:
             if name.endswith(suffix) and len(name) > len(suffix):
-                return name[: -len(suffix)] + rng.choice([s for s in _TOWN_SUFFIXES if s != suffix])
+                return name[: -len(suffix)] + rng.choice([s for s in _SUFFIXES if s != suffix])
     if entity_type == "company" and not vowel_only and rng.random() < 0.5:
-        return " ".join(words[:-1] + [rng.choice([k for k in _COMPANY_KINDS if k != words[-1]])])
+        return " ".join(words[:-1] + [rng.choice([k for k in _KINDS if k != words[-1]])])
     i = 0 if entity_type == "town" else rng.randrange(len(words) - (entity_type == "company"))
     word = words[i].lower()
-    tail = next((x for x in _TOWN_SUFFIXES if word.endswith(x) and len(word) > len(x)), "") \
+    tail = next((x for x in _SUFFIXES if word.endswith(x) and len(word) > len(x)), "") \
         if entity_type == "town" else ""
     stem = word[: len(word) - len(tail)]  # a town's suffix is kept whole
     groups = [m.span() for m in re.finditer(r"[aeiou]+", stem)]
@@ -91,7 +93,7 @@ class _Names:
 
     def __init__(self, world: World, rng: random.Random, near: float):
         self.rng, self.near = rng, near
-        self.pool = _NamePool(rng)
+        self.pool = NamePool(rng)
         self.pool.used |= real_names(world)
         self.real = {t: [str(d.metadata["entity"]) for d in world.documents if d.metadata.get("entity_type") == t]
                      for t in ("town", "company", "person")}
@@ -106,15 +108,7 @@ class _Names:
                 return _mutate(name, entity_type, r, vowel_only=True) if r.random() < 0.3 else name
 
             return self.pool.take(make), source[0]
-        return self.pool.take(_NAME_MAKERS[entity_type]), None
-
-
-def _entity_facts(eid: str, etype: str, name: str, values: dict[str, str], source: str) -> list[Fact]:
-    return [Fact(id=f"{eid}/{a.name}", entity_id=eid, entity_type=etype, entity=name, attribute=a.name,
-                 answer=values[a.name], questions=tuple(q.format(e=name) for q in a.questions),
-                 statements=tuple(s.format(e=name, a=values[a.name]) for s in a.statements),
-                 doc_id=eid, source=source, split="distractor")
-            for a in _ATTRIBUTES if a.entity_type == etype]
+        return self.pool.take(name_maker(entity_type)), None
 
 
 def distractors(world: World, n: int, *, seed: int = 0, near_share: float = 0.5) -> Distractors:
@@ -144,7 +138,7 @@ def distractors(world: World, n: int, *, seed: int = 0, near_share: float = 0.5)
     while len(docs) < n:
         etype = _TYPES[len(docs) % len(_TYPES)]
         name, source_name = names.take(etype)
-        eid = f"{etype}:{_slug(name)}"
+        eid = entity_id(etype, name)
         if eid in used_ids:  # two names with one slug: take another
             continue
         used_ids.add(eid)
@@ -152,14 +146,14 @@ def distractors(world: World, n: int, *, seed: int = 0, near_share: float = 0.5)
             values = {"river": rng.choice(rivers), "founded": str(rng.randint(1150, 1890)),
                       "region": rng.choice(_REGIONS), "mayor": names.take("person")[0]}
         elif etype == "company":
-            values = {"headquarters": town(), "founder": names.take("person")[0], "product": rng.choice(_PRODUCTS),
+            values = {"headquarters": town(), "founder": names.take("person")[0],
+                      "product": rng.choice(ATTRIBUTE_VALUES["product"]),
                       "founded": str(rng.randint(1801, 2019))}
         else:
-            values = {"birthplace": town(), "occupation": rng.choice(_OCCUPATIONS),
-                      "born": str(rng.randint(1931, 2004)), "festival_month": rng.choice(_MONTHS)}
-        src = f"ostrevia/{_FOLDERS[etype]}/{eid.split(':', 1)[1]}.md"
-        fs = _entity_facts(eid, etype, name, values, src)
-        doc = _render_document(eid, etype, name, fs)
+            values = {"birthplace": town(), "occupation": rng.choice(ATTRIBUTE_VALUES["occupation"]),
+                      "born": str(rng.randint(1931, 2004)),
+                      "festival_month": rng.choice(ATTRIBUTE_VALUES["festival_month"])}
+        fs, doc = entity_document(eid, etype, name, values, split="distractor")
         docs.append(Document(id=doc.id, text=doc.text, source=doc.source,
                              metadata={**doc.metadata, "distractor": True, "near_duplicate_of": source_name}))
         facts += fs
@@ -205,7 +199,6 @@ _DESCRIBED: dict[tuple[str, str], tuple[tuple[str, ...], _Describe, str]] = {
     ("person", "birthplace"): (("occupation", "born"), lambda v: f"the {v['occupation']} born in {v['born']}",
                                "In which town was {d} born?"),
 }
-assert set(_DESCRIBED) == set(_ATTR)
 
 
 def described_questions(facts: Sequence[Fact], corpus_facts: Sequence[Fact]) -> dict[str, str]:

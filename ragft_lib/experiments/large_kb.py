@@ -17,7 +17,7 @@ second set that *describes* the entity instead of naming it,
   ``target_recall`` on *validation* questions (other facts), shown with the recall it then gives
   on the test questions;
 * answer accuracy — the base model with ``k`` retrieved chunks, scored by log-likelihood over
-  ``options`` candidate answers (:func:`~ragft_lib.experiments.headline._mc_correct`): one forward
+  ``options`` candidate answers (:func:`~ragft_lib.experiments.headline.mc_correct`): one forward
   pass per option, no generation. A prompt identical to one already scored (the same chunks
   retrieved at another size) is scored once;
 * query latency — milliseconds per retrieval (query embedding, search, fetch), every retriever
@@ -145,7 +145,7 @@ def _run(s: LargeKBSettings, progress: bool | None) -> ExperimentResult:
     from ..evaluate import mc_options
     from ..rag import RAG_SYSTEM, RAGPipeline
     from ..retrieval import Retriever
-    from .headline import _mc_correct, _mc_items
+    from .headline import mc_correct, mc_items
 
     show = progress_enabled(True if progress is None else progress)
     t0 = time.perf_counter()
@@ -171,7 +171,7 @@ def _run(s: LargeKBSettings, progress: bool | None) -> ExperimentResult:
         raise ConfigError(f"the world has too few facts for {s.n_questions} named, {s.n_described} described and "
                           f"{s.n_validation} validation questions ({len(described_q)} facts can be described)",
                           field="n_described" if len(described) < s.n_described else "n_questions")
-    sets = {"named": (named, [f.heldout_question for f in named], _mc_items(named, world.facts, s.options, s.seed)),
+    sets = {"named": (named, [f.heldout_question for f in named], mc_items(named, world.facts, s.options, s.seed)),
             "described": (described, [described_q[f.id] for f in described],
                           [mc_options(f, world.facts, n=s.options, seed=s.seed) for f in described])}
     sets = {k: v for k, v in sets.items() if v[0]}
@@ -232,12 +232,12 @@ def _run(s: LargeKBSettings, progress: bool | None) -> ExperimentResult:
             for i, p in enumerate(ps):
                 todo.setdefault((p, i), (p, items[i]))
         keys = list(todo)
-        ok = _mc_correct(gen, [todo[k][0] for k in keys], [todo[k][1] for k in keys])
+        ok = mc_correct(gen, [todo[k][0] for k in keys], [todo[k][1] for k in keys])
         got = dict(zip(keys, ok))
         for (n, kind), ps in prompts[name].items():
             for i, p in enumerate(ps):
                 correct[(name, n, kind, i)] = got[(p, i)]
-        closed = _mc_correct(gen, [gen.format_prompt(q) for q in qs], items)
+        closed = mc_correct(gen, [gen.format_prompt(q) for q in qs], items)
         for i, f in enumerate(facts):
             rows.append(dict(questions=name, approach="closed-book", size=0, index="none", fact_id=f.id,
                              attribute=f.attribute, rank=0, r1=False, rk=False, top1_near_duplicate=False,

@@ -93,7 +93,7 @@ def _choices(gen: Any, prompts: Sequence[str], options: Sequence[Sequence[str]])
 def _run(s: OneDocumentSettings) -> ExperimentResult:
     import pandas as pd
 
-    from .headline import _option_texts
+    from .headline import option_texts
 
     lab = Lab.get(ExperimentSettings(generator=s.generator))
     gen, world = lab.generator, lab.world
@@ -117,7 +117,7 @@ def _run(s: OneDocumentSettings) -> ExperimentResult:
         opts = [new, f.answer] + others
         rng.shuffle(opts)
         changes[f.id] = new
-        options.append(_option_texts(f, opts))
+        options.append(option_texts(f, opts))
         idx.append((opts.index(new), opts.index(f.answer)))
     new_world = world.with_changes(changes)
     questions = [f.heldout_question for f in facts]
