@@ -51,6 +51,7 @@ __all__ = [
     "load_pydoc_topics", "invent_names", "fact_examples", "raft_prompt", "raft_examples",
     "EXTRACTION_ATTRIBUTES", "EXTRACTION_SCHEMA", "EXTRACTION_INSTRUCTION", "extraction_prompt", "extraction_task",
     "HOUSE_STYLE_GUIDE", "house_style", "follows_house_style", "style_task", "few_shot_messages",
+    "NAME_PARTS", "ATTRIBUTE_VALUES", "NamePool", "name_maker", "entity_id", "entity_document",
 ]
 
 COUNTRY = "Ostrevia"
@@ -441,28 +442,37 @@ class World:
         docs = [new_docs.get(d.id, d) for d in self.documents]
         return World(seed=self.seed, facts=facts, documents=docs, update=WorldUpdate((), ()))
 
-    def with_changes(self, changes: "dict[str, str]") -> "World":
-        """A new World in which the facts ``changes`` names (fact id -> new value) hold their new
-        values, and the documents stating them are rewritten; nothing else changes.
+    def with_changes(self, changes: Mapping[str, str]) -> "World":
+        """A new World in which each fact ``fact_id -> new value`` of ``changes`` holds the new value,
+        and the documents of the entities it touches are re-rendered (the others are the same
+        objects). The new world has no pending update batch. An unknown fact id, a value that is
+        not a non-empty string, or a value equal to the current one raises ``ConfigError``
+        naming it.
 
         >>> w = load_world()
-        >>> f = w.facts_in("train")[0]
-        >>> w2 = w.with_changes({f.id: "Zzyx"})
-        >>> w2.fact(f.id).answer, "Zzyx" in w2.document(f.doc_id).text, f.answer == w.fact(f.id).answer
-        ('Zzyx', True, True)
+        >>> f = w.facts[0]
+        >>> w2 = w.with_changes({f.id: "Zzyzx"})
+        >>> w2.fact(f.id).answer, "Zzyzx" in w2.document(f.doc_id).text, f.answer in w2.document(f.doc_id).text
+        ('Zzyzx', True, False)
         """
-        if not isinstance(changes, dict):
-            raise ConfigError(f"must be a dict of fact id -> new value, got {type(changes).__name__}", field="changes")
+        if not isinstance(changes, Mapping):
+            raise ConfigError(f"must be a mapping of fact id to new value, got {type(changes).__name__}",
+                              field="changes")
         for fid, value in changes.items():
             if fid not in self._by_id:
-                raise DataError(f"changes: no fact with id {fid!r} in the world")
+                raise ConfigError(f"no fact with id {fid!r} in this world", field="changes")
             if not isinstance(value, str) or not value.strip():
-                raise DataError(f"changes[{fid!r}]: the new value must be a non-empty string, got {value!r}")
+                raise ConfigError(f"{fid}: the new value must be a non-empty string, got {value!r:.60}",
+                                  field="changes")
+            if value == self._by_id[fid].answer:
+                raise ConfigError(f"{fid}: the new value {value!r} is the current one (not a change)",
+                                  field="changes")
         facts = [_refill(f, changes[f.id]) if f.id in changes else f for f in self.facts]
         touched = {self._by_id[fid].entity_id for fid in changes}
         by_entity: dict[str, list[Fact]] = {}
         for f in facts:
-            by_entity.setdefault(f.entity_id, []).append(f)
+            if f.entity_id in touched:
+                by_entity.setdefault(f.entity_id, []).append(f)
         docs = []
         for d in self.documents:
             if d.id in touched:
@@ -537,6 +547,46 @@ def _render_document(entity_id: str, entity_type: str, name: str, facts: Iterabl
     text = lines[0] + "\n\n" + " ".join(lines[2:]) + "\n"
     source = f"ostrevia/{_FOLDERS[entity_type]}/{entity_id.split(':', 1)[1]}.md"
     return Document(id=entity_id, text=text, source=source, metadata={"entity_type": entity_type, "entity": name})
+
+
+#: The parts invented names are made of, for look-alike names (:mod:`ragft_lib.distractors`).
+NAME_PARTS: dict[str, tuple[str, ...]] = {"vowels": tuple(_VOWELS), "town_suffixes": tuple(_TOWN_SUFFIXES),
+                                          "company_kinds": tuple(_COMPANY_KINDS)}
+#: The values the world draws its categorical attributes from.
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"region": tuple(_REGIONS), "occupation": tuple(_OCCUPATIONS),
+                                                "product": tuple(_PRODUCTS), "festival_month": tuple(_MONTHS)}
+#: Unique invented names, never reused (``NamePool(rng).take(name_maker("town"))``).
+NamePool = _NamePool
+
+
+def name_maker(entity_type: str) -> Callable[[random.Random], str]:
+    """The function that invents one name of ``entity_type`` (town, company or person) from an rng."""
+    require("entity_type", entity_type, "choice", choices=tuple(_NAME_MAKERS))
+    return _NAME_MAKERS[entity_type]
+
+
+def entity_id(entity_type: str, name: str) -> str:
+    """The id of an entity's document: ``entity_id("town", "Brindle Mere") == "town:brindle-mere"``."""
+    return f"{entity_type}:{_slug(name)}"
+
+
+def entity_document(eid: str, entity_type: str, name: str, values: Mapping[str, str], *,
+                    split: str = "train") -> tuple[list[Fact], Document]:
+    """The facts (``split``) and the document of one entity with these attribute ``values``,
+    written with the world's question, statement and document templates.
+
+    >>> facts, doc = entity_document("town:x", "town", "Xmere", {"river": "Ya", "founded": "1500",
+    ...                              "region": "Tarnfell", "mayor": "Ab Cd"})
+    >>> len(facts), doc.source, facts[0].statement in doc.text
+    (4, 'ostrevia/towns/x.md', True)
+    """
+    source = f"ostrevia/{_FOLDERS[entity_type]}/{eid.split(':', 1)[1]}.md"
+    facts = [Fact(id=f"{eid}/{a.name}", entity_id=eid, entity_type=entity_type, entity=name, attribute=a.name,
+                  answer=values[a.name], questions=tuple(q.format(e=name) for q in a.questions),
+                  statements=tuple(st.format(e=name, a=values[a.name]) for st in a.statements),
+                  doc_id=eid, source=source, split=split)
+             for a in _ATTRIBUTES if a.entity_type == entity_type]
+    return facts, _render_document(eid, entity_type, name, facts)
 
 
 def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_people: int = 60,

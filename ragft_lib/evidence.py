@@ -91,13 +91,25 @@ def _finite(name: str, value: Any) -> float | None:
     return float(value)
 
 
+def _kb_documents(value: Any) -> list[int]:
+    """The knowledge-base sizes a ``large-kb`` entry was measured at: a non-empty, increasing list of
+    document counts."""
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    if not ok or list(value) != sorted(set(value)):
+        raise ConfigError("a large-kb entry carries kb_documents, the knowledge-base sizes measured (an increasing "
+                          f"list of document counts), got {value!r:.80}", field="extra")
+    return list(value)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One measured (or not yet measurable) claim. ``difference`` is oriented so that a positive
     value supports ``claim``; ``ci`` is its 95 % interval; ``verdict`` must agree with ``ci``.
 
     ``framework`` names the :data:`FRAMEWORK` claim it bears on; ``extra`` holds anything a
-    dimension needs beside the common fields (e.g. ``kb_documents`` for ``large-kb``).
+    dimension needs beside the common fields: a measured ``large-kb`` entry must carry
+    ``kb_documents``, the knowledge-base sizes (document counts, increasing) it was measured at.
     """
 
     id: str
@@ -128,6 +140,10 @@ class Entry:
                               field="framework")
         if self.verdict not in VERDICTS:
             raise ConfigError(f"must be one of {', '.join(VERDICTS)}, got {self.verdict!r}", field="verdict")
+        if not isinstance(self.extra, Mapping):
+            raise ConfigError(f"must be a mapping, got {type(self.extra).__name__}", field="extra")
+        if "kb_documents" in self.extra or (self.dimension == "large-kb" and self.verdict != "not measured"):
+            object.__setattr__(self, "extra", {**self.extra, "kb_documents": _kb_documents(self.extra.get("kb_documents"))})
         for name in ("chapter", "claim", "metric", "a", "b", "test"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"must be a string, got {getattr(self, name)!r}", field=name)

@@ -82,6 +82,30 @@ def test_update_batch_changes_exactly_the_facts_it_says(world):
         assert (d_old.text != d_new.text) == (d_old.id in touched)
 
 
+def test_with_changes_matches_the_update_batch_and_rewrites_only_touched_documents(world):
+    changes = {c.fact_id: c.new for c in world.update.changes}
+    changed = world.with_changes(changes)
+    updated = world.apply_update()
+    assert changed.facts == updated.facts
+    assert [d.text for d in changed.documents] == [d.text for d in updated.documents]
+    touched = {world.fact(fid).doc_id for fid in changes}
+    for d_old, d_new in zip(world.documents, changed.documents):
+        assert (d_new is d_old) == (d_old.id not in touched)
+    # the original world is unchanged, and no changes at all gives the same facts and documents
+    assert world.facts == load_world().facts and world.documents == load_world().documents
+    same = world.with_changes({})
+    assert same.facts == world.facts and same.documents == world.documents
+
+
+def test_with_changes_rejects_bad_changes(world):
+    f = world.facts[0]
+    for bad, match in (({"town:nowhere/river": "X"}, "town:nowhere/river"), ({f.id: ""}, "non-empty"),
+                       ({f.id: 3}, "non-empty"), ({f.id: f.answer}, "current one"), ([(f.id, "X")], "mapping")):
+        with pytest.raises(ConfigError, match=match) as e:
+            world.with_changes(bad)
+        assert e.value.field == "changes"
+
+
 def test_frames(world):
     ff = world.facts_frame()
     assert len(ff) == len(world.facts) and ff["changes_in_update"].sum() == len(world.update.changes)
@@ -165,30 +189,3 @@ def test_style_task_targets_keep_the_house_style(world):
     with pytest.raises(ConfigError):
         style_task(world, "eval", n=10_000)
 
-
-def test_with_changes_rewrites_only_the_changed_facts_and_their_documents(world):
-    facts = world.facts_in("train")
-    a, b = facts[0], next(f for f in facts if f.entity_id != facts[0].entity_id)
-    changed = world.with_changes({a.id: "Qorvale", b.id: "Mirth Ossen"})
-    for old, new in zip(world.facts, changed.facts):
-        if old.id in (a.id, b.id):
-            assert new.answer in ("Qorvale", "Mirth Ossen") and new.statement in changed.document(new.doc_id).text
-            assert old.statement not in changed.document(new.doc_id).text
-        else:
-            assert new == old
-    moved = [d.id for d, e in zip(world.documents, changed.documents) if d.text != e.text]
-    assert sorted(moved) == sorted({a.doc_id, b.doc_id})
-    assert world.fact(a.id).answer == a.answer  # the original world is untouched
-    # a change to the same value re-renders the document byte for byte
-    same = world.with_changes({a.id: a.answer})
-    assert [d.text for d in same.documents] == [d.text for d in world.documents]
-
-
-def test_with_changes_rejects_bad_input_naming_it(world):
-    with pytest.raises(DataError, match="no fact with id 'town:nowhere/mayor'"):
-        world.with_changes({"town:nowhere/mayor": "X"})
-    fid = world.facts[0].id
-    with pytest.raises(DataError, match="non-empty string"):
-        world.with_changes({fid: "  "})
-    with pytest.raises(ConfigError, match="^changes: "):
-        world.with_changes([(fid, "X")])

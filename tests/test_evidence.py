@@ -51,6 +51,21 @@ def test_bad_fields_are_named(field, value):
     assert e.value.field == field
 
 
+def test_a_large_kb_entry_carries_its_sizes_through_the_ledger(tmp_path):
+    e = _entry(id="kb-acc", dimension="large-kb", chapter="21", kb_documents=[140, 1000, 10000])
+    assert e.extra["kb_documents"] == [140, 1000, 10000] and e.framework == "rag-large-kb"
+    record(e, ledger_dir=tmp_path)
+    (got,) = read_ledger(tmp_path)
+    assert got.extra["kb_documents"] == [140, 1000, 10000]
+    for bad in (None, [], [1000, 140], [140, 140], [0, 10], ["140"], [True, 2], 140):
+        kw = {} if bad is None else {"kb_documents": bad}
+        with pytest.raises(ConfigError, match="kb_documents") as err:
+            _entry(id="kb-acc", dimension="large-kb", chapter="21", **kw)
+        assert err.value.field == "extra"
+    # a not-measured large-kb entry has no sizes to carry
+    assert not_measured(id="kb-x", dimension="large-kb", chapter="21", claim="c", why="w").extra == {}
+
+
 def test_not_measured_needs_a_reason():
     with pytest.raises(ConfigError) as e:
         not_measured(id="j-x", dimension="jargon", chapter="20", claim="c", why="")

@@ -18,7 +18,9 @@ showing the same experiment share one run.
   :func:`measured_few_shot_tokens` — the tokens a three-example few-shot prompt adds;
 * :func:`measure_latency` — per-request latency of the four systems on this machine, equal answer lengths;
 * :func:`decision_from_measurement` — the measurements fed into the cost model and the decision;
-* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates.
+* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates;
+* :func:`large_kb` — the same questions as look-alike documents grow the knowledge base to 10,000;
+* :func:`one_document_changes` — many facts changed, each in its own document: RAG before and after.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -35,8 +37,10 @@ from .decision import decision_from_measurement
 from .freshness import FRESHNESS_SYSTEMS, freshness, freshness_at_scale
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
 from .lab import Lab, stratified_sample
+from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
+from .one_document import OneDocumentSettings, one_document_changes, one_document_compare
 from .result import ExperimentResult, summarise
 from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
 
@@ -46,4 +50,6 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
            "content_key", "result_path", "cached_json", "cached_result",
            "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
-           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table"]
+           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table",
+           "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
+           "OneDocumentSettings", "one_document_changes", "one_document_compare"]
