@@ -99,6 +99,12 @@ def test_comparison_entry_exact_for_untrained_and_seed_averaged_for_adapters():
     assert avg.value_b == pytest.approx(sum(c.value_b for c in per) / 3)
     assert avg.ci[0] <= avg.difference <= avg.ci[1]
     assert avg.note.startswith("why; per seed: 0: ") and "averaged over 3 seeds" in avg.test
+    # one system trained once, the other with three seeds: only the shared seed is compared, exactly
+    one = res.frame[(res.frame["approach"] == "lora-aug") & (res.frame["seed"] == 0)].assign(approach="once")
+    mixed = ExperimentResult("headline", pd.concat([res.frame, one]), res.summary, {}, {}, {})
+    e, per = comparison_entry(mixed, "once", "lora-aug", id="t-mixed", dimension="new-knowledge", chapter="35",
+                              claim="c", metric="accuracy")
+    assert per == [] and e.n == 4 and e.difference == 0 and "seed 0 only" in e.note
 
 
 def test_changed_items_offer_the_new_and_the_old_value():

@@ -340,8 +340,9 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
                      **extra: Any) -> tuple[Any, list[Any]]:
     """The ledger entry for ``a`` against ``b`` on ``result``'s questions, and the per-seed comparisons.
 
-    When neither system was trained (or each has one seed) the entry is the exact paired comparison
-    (:func:`compare_systems`); otherwise its difference and interval are the seed-averaged paired
+    When neither system was trained, or the two share one seed (e.g. an adapter trained once against
+    one trained with three seeds: only the shared seed is compared), the entry is the exact paired
+    comparison (:func:`compare_systems`); otherwise its difference and interval are the seed-averaged paired
     bootstrap, its values the mean of the per-seed accuracies, and its note lists each seed's verdict
     (the seed spread). Returns ``(entry, per_seed)`` (``per_seed`` empty for untrained systems).
 
@@ -350,13 +351,19 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
     """
     from ..evidence import entry_from_comparison, entry_from_interval
 
-    cmp = compare_systems(result, a, b)
-    if not isinstance(cmp, tuple):
+    def seeds_of(system: str) -> set[int]:
+        f = result.frame
+        return {int(x) for x in f.loc[(f["approach"] == system) & (f["seed"] >= 0), "seed"].unique()}
+
+    sa, sb = seeds_of(a), seeds_of(b)
+    seeds = sorted(sa & sb) if sa and sb else sorted(sa | sb)
+    if len(seeds) <= 1:  # untrained, or one seed shared by both: the exact paired test on that seed
+        cmp = compare_systems(result, a, b, seed=seeds[0] if seeds else None)
+        if seeds and (len(sa) > 1 or len(sb) > 1):
+            note = (note + f"; seed {seeds[0]} only (the seed both systems have)").lstrip("; ")
         return entry_from_comparison(cmp, id=id, dimension=dimension, chapter=chapter, claim=claim, metric=metric,
                                      note=note, framework=framework, **extra), []
-    d, lo, hi = cmp
-    trained = result.frame[result.frame["approach"].isin([a, b]) & (result.frame["seed"] >= 0)]
-    seeds = sorted(int(x) for x in trained["seed"].unique())
+    d, lo, hi = compare_systems(result, a, b)
     per = [compare_systems(result, a, b, seed=seed) for seed in seeds]
     spread = "; per seed: " + ", ".join(f"{seed}: {c.verdict} ({c.difference:+.3f})" for seed, c in zip(seeds, per))
     entry = entry_from_interval(id=id, dimension=dimension, framework=framework, chapter=chapter, claim=claim,
