@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ._fields import require
-from .datasets import _OCCUPATIONS, _PRODUCTS, _word
+from .datasets import OCCUPATIONS, PRODUCTS, invented_word
 from .documents import Document
 from .errors import ConfigError, DataError
 
@@ -198,7 +198,7 @@ def invent_code_book(n: int = 60, *, seed: int = 0) -> CodeBook:
     >>> invent_code_book(60).to_text() == invent_code_book(60).to_text() != invent_code_book(60, seed=1).to_text()
     True
     """
-    n = require("n", n, "int", min=len(_DIVISIONS), max=len(_DIVISIONS) * len(_PRODUCTS) * len(_CIRCUMSTANCES))
+    n = require("n", n, "int", min=len(_DIVISIONS), max=len(_DIVISIONS) * len(PRODUCTS) * len(_CIRCUMSTANCES))
     rng = random.Random(f"jargon:{seed}")
     combos: set[tuple[int, int, int]] = set()
     numbers: set[str] = set()
@@ -207,7 +207,7 @@ def invent_code_book(n: int = 60, *, seed: int = 0) -> CodeBook:
     for i in range(n):
         a = i % len(_DIVISIONS)
         while True:
-            combo = (a, rng.randrange(len(_PRODUCTS)), rng.randrange(len(_CIRCUMSTANCES)))
+            combo = (a, rng.randrange(len(PRODUCTS)), rng.randrange(len(_CIRCUMSTANCES)))
             if combo not in combos:
                 break
         combos.add(combo)
@@ -215,10 +215,10 @@ def invent_code_book(n: int = 60, *, seed: int = 0) -> CodeBook:
         while (code := f"{prefix}-{rng.randrange(100, 1000)}") in numbers:
             pass
         numbers.add(code)
-        while (name := f"{_word(rng, 2)}ic {division.split()[-1].rstrip('s')}") in names:
+        while (name := f"{invented_word(rng, 2)}ic {division.split()[-1].rstrip('s')}") in names:
             pass
         names.add(name)
-        obj = _PRODUCTS[combo[1]]
+        obj = PRODUCTS[combo[1]]
         definition = f"{phrase.format(obj=obj)}, {_CIRCUMSTANCES[combo[2]][0]}"
         codes.append(Code(code, name, division, definition, *combo))
     return CodeBook(codes)
@@ -259,10 +259,10 @@ def jargon_prompt(case: str) -> str:
 def _case(code: Code, split: str, j: int, rng: random.Random) -> str:
     phrasing = _PHRASINGS[split][j]
     templates = _TEMPLATES[split]
-    verb = _DIVISIONS[code.action][3][phrasing].format(obj=_PRODUCTS[code.obj])
+    verb = _DIVISIONS[code.action][3][phrasing].format(obj=PRODUCTS[code.obj])
     circ = _CIRCUMSTANCES[code.circumstance][phrasing]
     template = templates[j % len(templates)]
-    who = rng.choice(_OCCUPATIONS)
+    who = rng.choice(OCCUPATIONS)
     return template.format(who=who, a="an" if who[0] in "aeiou" else "a", town=rng.choice(_TOWNS), act=verb, circ=circ,
                            Circ=circ[0].upper() + circ[1:], A="An" if who[0] in "aeiou" else "A")
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..evaluate import PairedComparison
 
-__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]
+__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems", "mc_correct"]
 
 #: The systems of the headline comparison, in the book's order (the vocabulary's names).
 HEADLINE_SYSTEMS = ("closed-book", "rag", "lora-aug", "lora-aug+rag")
@@ -125,7 +125,7 @@ def _mc_items(facts: Sequence[Any], world_facts: Sequence[Any], n: int, seed: in
     return items
 
 
-def _mc_correct(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str], int]]) -> list[bool]:
+def mc_correct(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str], int]]) -> list[bool]:
     """For each question: does the true option get the highest log-likelihood?"""
     from ..evaluate import continuation_logprobs
 
@@ -196,7 +196,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
         return rag_prompts(g, retriever, questions(fs), k, s.context_tokens)[0]
 
     # 1. k on validation (RAG with the base model).
-    val_k = {k: _mc_correct(gen, rag(gen, val, k), items["val"]) for k in range(1, s.max_k + 1)}
+    val_k = {k: mc_correct(gen, rag(gen, val, k), items["val"]) for k in range(1, s.max_k + 1)}
     k = max(val_k, key=lambda k: (sum(val_k[k]), -k))
     say(f"k chosen on validation: {k}")
 
@@ -214,7 +214,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     first: dict[int, Any] = {}
     for e in range(1, s.max_epochs + 1):
         first[e] = adapter(e, s.seed)
-        val_e[e] = _mc_correct(first[e], closed["val"], items["val"])
+        val_e[e] = mc_correct(first[e], closed["val"], items["val"])
         say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val):.3f}")
     epochs = max(val_e, key=lambda e: (sum(val_e[e]), -e))
     say(f"epochs chosen on validation: {epochs}")
@@ -233,14 +233,14 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     # 3. the test questions. An adapter shares the base model's tokenizer and chat template, so
     # the prompts (closed-book and RAG) are built once and every system reads the same text.
     rag_test = rag(gen, test, k)
-    add("closed-book", -1, _mc_correct(gen, closed["test"], items["test"]))
-    add("rag", -1, _mc_correct(gen, rag_test, items["test"]))
+    add("closed-book", -1, mc_correct(gen, closed["test"], items["test"]))
+    add("rag", -1, mc_correct(gen, rag_test, items["test"]))
     adapters = {s.seed: first[epochs]}
     for i in range(1, s.seeds):
         adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
-        add("lora-aug", seed, _mc_correct(g, closed["test"], items["test"]))
-        add("lora-aug+rag", seed, _mc_correct(g, rag_test, items["test"]))
+        add("lora-aug", seed, mc_correct(g, closed["test"], items["test"]))
+        add("lora-aug+rag", seed, mc_correct(g, rag_test, items["test"]))
         say(f"seed {seed} scored")
 
     # 4. free-form answers on a stratified subset (first seed's adapter).

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from .._fields import spec, validate
 from ..errors import ConfigError
 from .cache import cached_json, content_key
-from .headline import _mc_correct, compare_systems
+from .headline import mc_correct, compare_systems
 from .lab import Lab, rag_prompts
 from .result import ExperimentResult, summarise
 from .settings import ExperimentSettings, context_budget_field, generator_field, seed_field
@@ -165,9 +165,9 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
         return sum(v) / len(v)
 
     # 1. shots and k on validation (base model).
-    val_shots = {n: _mc_correct(gen, few(val, n), items["val"]) for n in s.shot_grid()}
+    val_shots = {n: mc_correct(gen, few(val, n), items["val"]) for n in s.shot_grid()}
     shots = max(val_shots, key=lambda n: (sum(val_shots[n]), -n))
-    val_k = {k: _mc_correct(gen, rag(val, k), items["val"]) for k in range(1, s.max_k + 1)}
+    val_k = {k: mc_correct(gen, rag(val, k), items["val"]) for k in range(1, s.max_k + 1)}
     k = max(val_k, key=lambda k: (sum(val_k[k]), -k))
     say(f"shots chosen on validation: {shots}; k: {k}")
 
@@ -186,7 +186,7 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     first: dict[int, Any] = {}
     for e in range(1, s.max_epochs + 1):
         first[e] = adapter(e, s.seed)
-        val_e[e] = _mc_correct(first[e], closed_val, items["val"])
+        val_e[e] = mc_correct(first[e], closed_val, items["val"])
         say(f"epochs {e}: validation accuracy {acc(val_e[e]):.3f}")
     epochs = max(val_e, key=lambda e: (sum(val_e[e]), -e))
     say(f"epochs chosen on validation: {epochs}")
@@ -200,15 +200,15 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
 
     # 3. the test items: prompts built once (an adapter shares the base model's template).
     closed_test, rag_test = closed(test), rag(test, k)
-    add("closed-book", -1, _mc_correct(gen, closed_test, items["test"]))
-    add("few-shot", -1, _mc_correct(gen, few(test, shots), items["test"]))
-    add("rag", -1, _mc_correct(gen, rag_test, items["test"]))
+    add("closed-book", -1, mc_correct(gen, closed_test, items["test"]))
+    add("few-shot", -1, mc_correct(gen, few(test, shots), items["test"]))
+    add("rag", -1, mc_correct(gen, rag_test, items["test"]))
     adapters = {s.seed: first[epochs]}
     for i in range(1, s.seeds):
         adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
-        add("lora", seed, _mc_correct(g, closed_test, items["test"]))
-        add("lora+rag", seed, _mc_correct(g, rag_test, items["test"]))
+        add("lora", seed, mc_correct(g, closed_test, items["test"]))
+        add("lora+rag", seed, mc_correct(g, rag_test, items["test"]))
         say(f"seed {seed} scored")
     hits = [retriever.search(it["prompt"], k) for it in test]
     recall = acc([it["code"] in {h.doc_id for h in hs} for it, hs in zip(test, hits)])
