@@ -27,25 +27,23 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-from .._fields import spec, validate
-from ..errors import ConfigError
-from .cache import cached_json, content_key
-from .headline import mc_correct, compare_systems
-from .lab import Lab, rag_prompts
+from .._fields import spec
+from .headline import compare_systems, mc_correct
+from .lab import Lab, best_on_validation, cached_experiment, rag_prompts, reporter, seeded_adapters
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import (ExperimentSettings, SizedSettings, context_budget_field, epochs_tried_field, generator_field,
+                       learning_rate_field, options_field, seed_field, seeds_field)
 
 __all__ = ["JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry"]
 
 #: The systems of the jargon comparison, in the book's order.
 JARGON_SYSTEMS = ("closed-book", "few-shot", "rag", "lora", "lora+rag")
-_VERSION = 1  # bump when the protocol changes (part of the cache key)
 
 
 @dataclass
-class JargonSettings:
+class JargonSettings(SizedSettings):
     """Sizes of the jargon experiment, validated when built.
 
     >>> JargonSettings().n_codes
@@ -59,41 +57,19 @@ class JargonSettings:
     generator: str | None = generator_field()
     n_codes: int = spec(60, "int", label="Codes", unit="codes", min=6, max=960,
                         help="Codes in the invented code book (two test items and one validation item each).")
-    options: int = spec(4, "int", label="Options", unit="options", min=2, max=8,
-                        help="Candidate codes per item (the true one and codes of the same division).")
+    options: int = options_field("the true code and codes of the same division")
     max_shots: int = spec(8, "int", label="Shots tried", unit="examples", min=1, max=32,
                           help="Few-shot examples tried on the validation items: 1, 2, 4, ... up to this.")
     max_k: int = spec(3, "int", label="Entries tried", unit="entries", min=1, max=8,
                       help="Code book entries retrieved per item tried on the validation items: 1 to this.")
-    max_epochs: int = spec(2, "int", label="Epochs tried", unit="epochs", min=1, max=6,
-                           help="Adapter epochs tried on the validation items: 1 to this.")
-    learning_rate: float = spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
-                                help="Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
-    seeds: int = spec(3, "int", label="Seeds", unit="seeds", min=1, max=10,
-                      help="Training seeds of the adapter at the chosen epochs.")
+    max_epochs: int = epochs_tried_field(2, "items")
+    learning_rate: float = learning_rate_field()
+    seeds: int = seeds_field()
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the code book, the items, the options and the first adapter.")
 
-    def __post_init__(self) -> None:
-        validate(self)
-
-    @classmethod
-    def for_model(cls, generator: str | None = None, **overrides: Any) -> "JargonSettings":
-        """The sizes for ``generator``, with the learning rate of :meth:`ExperimentSettings.for_model`.
-
-        >>> JargonSettings.for_model(None).learning_rate
-        0.003
-        """
-        lr = ExperimentSettings.for_model(generator).learning_rate
-        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        return content_key({"experiment": "jargon", "version": _VERSION, **self.to_dict()})
+    EXPERIMENT: ClassVar[str] = "jargon"
+    VERSION: ClassVar[int] = 1  # bump when the protocol changes (part of the cache key)
 
     def shot_grid(self) -> list[int]:
         """The numbers of shots tried: powers of two up to ``max_shots`` (and ``max_shots``).
@@ -116,11 +92,7 @@ def jargon(settings: JargonSettings | None = None, *, use_cache: bool = True,
     >>> res = jargon()                                   # doctest: +SKIP
     >>> compare_systems(res, "lora", "few-shot")         # doctest: +SKIP
     """
-    s = settings or JargonSettings()
-    if not isinstance(s, JargonSettings):
-        raise ConfigError(f"must be a JargonSettings, got {type(s).__name__}", field="settings")
-    data = cached_json("jargon", s.key(), lambda: _run(s, progress).to_dict(), use_cache=use_cache)
-    return ExperimentResult.from_dict(data)
+    return cached_experiment(JargonSettings, settings, lambda s: _run(s, progress), use_cache=use_cache)
 
 
 def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
@@ -128,7 +100,6 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
 
     from ..datasets import few_shot_messages
     from ..display import progress_enabled
-    from ..finetune import LoRAConfig, train_or_load
     from ..jargon import code_options, invent_code_book, jargon_items
 
     show = progress_enabled(True if progress is None else progress)
@@ -143,10 +114,7 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     retriever = lab.retriever(book.documents())
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-
-    def say(msg: str) -> None:
-        if show:
-            print(f"[jargon {time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
+    say = reporter("jargon", show)
 
     def closed(its: Sequence[dict]) -> list[str]:
         return [gen.format_prompt(it["prompt"]) for it in its]
@@ -166,30 +134,19 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
 
     # 1. shots and k on validation (base model).
     val_shots = {n: mc_correct(gen, few(val, n), items["val"]) for n in s.shot_grid()}
-    shots = max(val_shots, key=lambda n: (sum(val_shots[n]), -n))
+    shots = best_on_validation(val_shots)
     val_k = {k: mc_correct(gen, rag(val, k), items["val"]) for k in range(1, s.max_k + 1)}
-    k = max(val_k, key=lambda k: (sum(val_k[k]), -k))
+    k = best_on_validation(val_k)
     say(f"shots chosen on validation: {shots}; k: {k}")
 
     # 2. epochs on validation (seed s.seed), then the other seeds at the chosen epochs.
     examples = [{"prompt": it["prompt"], "completion": it["completion"]} for it in train]
 
-    def adapter(epochs: int, seed: int) -> Any:
-        cfg = LoRAConfig(target_modules="all", epochs=epochs, learning_rate=s.learning_rate, max_length=96,
-                         batch_size=8, seed=seed)
-        res = train_or_load(gen, examples, cfg, progress=show)
-        timings[f"train_e{epochs}_s{seed}_s"] = res.metrics.wall_time_s
-        return res.generator
-
     closed_val = closed(val)
-    val_e: dict[int, list[bool]] = {}
-    first: dict[int, Any] = {}
-    for e in range(1, s.max_epochs + 1):
-        first[e] = adapter(e, s.seed)
-        val_e[e] = mc_correct(first[e], closed_val, items["val"])
-        say(f"epochs {e}: validation accuracy {acc(val_e[e]):.3f}")
-    epochs = max(val_e, key=lambda e: (sum(val_e[e]), -e))
-    say(f"epochs chosen on validation: {epochs}")
+    epochs, val_e, adapters = seeded_adapters(
+        gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
+        max_length=96, validate=lambda g: mc_correct(g, closed_val, items["val"]), timings=timings, say=say,
+        progress=show)
 
     rows: list[dict[str, Any]] = []
 
@@ -203,9 +160,6 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     add("closed-book", -1, mc_correct(gen, closed_test, items["test"]))
     add("few-shot", -1, mc_correct(gen, few(test, shots), items["test"]))
     add("rag", -1, mc_correct(gen, rag_test, items["test"]))
-    adapters = {s.seed: first[epochs]}
-    for i in range(1, s.seeds):
-        adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
         add("lora", seed, mc_correct(g, closed_test, items["test"]))
         add("lora+rag", seed, mc_correct(g, rag_test, items["test"]))
