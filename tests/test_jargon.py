@@ -139,3 +139,34 @@ def test_jargon_experiment_at_a_tiny_size(tmp_path, monkeypatch):
     assert compare_systems(res, "rag", "closed-book").n == 24
     again = jargon(s, progress=False)  # loaded from the cache: identical
     assert again.frame.equals(res.frame)
+
+
+def _fake_result():
+    import pandas as pd
+
+    from ragft_lib.experiments import ExperimentResult, summarise
+
+    rows = []
+    for q in range(10):
+        rows.append(dict(approach="few-shot", seed=-1, fact_id=f"c{q}", attribute="d", scoring="mc", correct=q < 3))
+        rows.append(dict(approach="rag", seed=-1, fact_id=f"c{q}", attribute="d", scoring="mc", correct=q < 9))
+        for seed in (0, 1, 2):
+            rows.append(dict(approach="lora", seed=seed, fact_id=f"c{q}", attribute="d", scoring="mc",
+                             correct=q < 6 + seed))
+    frame = pd.DataFrame(rows)
+    extra = {"n_codes": 5, "shots": 2, "k": 1, "epochs": 2, "n_validation": 5, "seeds": [0, 1, 2]}
+    return ExperimentResult("jargon", frame, summarise(frame), {}, {}, {"options": 4}, extra)
+
+
+def test_jargon_entry_pairs_seed_averaged_adapters_with_a_bootstrap():
+    from ragft_lib.experiments import jargon_entry
+
+    res = _fake_result()
+    e = jargon_entry(res, "lora", "few-shot", id="ft-jargon", claim="c")
+    assert (e.dimension, e.a, e.b, e.n) == ("jargon", "lora", "few-shot", 10)
+    assert e.value_a == pytest.approx(0.7) and e.value_b == pytest.approx(0.3)
+    assert e.difference == pytest.approx(0.4) and e.ci[0] <= e.difference <= e.ci[1]
+    assert "averaged over 3 seeds" in e.test and "per seed: 0: " in e.note
+    assert e.metric.startswith("accuracy") and "4 codes" in e.metric
+    plain = jargon_entry(res, "rag", "few-shot", id="jargon-rag-vs-few-shot", claim="c")
+    assert "McNemar" in plain.test and plain.difference == pytest.approx(0.6)
