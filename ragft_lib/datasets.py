@@ -52,6 +52,7 @@ __all__ = [
     "EXTRACTION_ATTRIBUTES", "EXTRACTION_SCHEMA", "EXTRACTION_INSTRUCTION", "extraction_prompt", "extraction_task",
     "HOUSE_STYLE_GUIDE", "house_style", "follows_house_style", "style_task", "few_shot_messages",
     "NAME_PARTS", "ATTRIBUTE_VALUES", "NamePool", "name_maker", "entity_id", "entity_document",
+    "PRODUCTS", "OCCUPATIONS", "invented_word",
 ]
 
 COUNTRY = "Ostrevia"
@@ -65,12 +66,14 @@ _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "ia"]
 _CODAS = ["", "", "n", "r", "l", "s", "m", "th", "v", "k"]
 _TOWN_SUFFIXES = ["mere", "wick", "holm", "ford", "stead", "vale", "brook", "haven", "moor", "dale"]
 _COMPANY_KINDS = ["Works", "Mills", "Foundry", "Cooperative", "Instruments", "Shipyards", "Glassworks", "Press"]
-_PRODUCTS = [
+#: What the world's companies make (also the objects of :mod:`ragft_lib.jargon`'s code book).
+PRODUCTS = [
     "copper kettles", "river barges", "glass lanterns", "wool blankets", "brass compasses", "clay roof tiles",
     "pocket watches", "rope ladders", "oak barrels", "tin whistles", "paper maps", "iron ploughs",
     "wax candles", "linen sails", "stone mills", "silver buttons",
 ]
-_OCCUPATIONS = [
+#: The world's occupations (also the clerks' clients in :mod:`ragft_lib.jargon`).
+OCCUPATIONS = [
     "glassblower", "cartographer", "beekeeper", "clockmaker", "ferryman", "botanist", "stonemason",
     "librarian", "lamplighter", "shipwright", "weaver", "astronomer", "cooper", "archivist",
 ]
@@ -83,7 +86,8 @@ def _syllable(rng: random.Random) -> str:
     return rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
 
 
-def _word(rng: random.Random, syllables: int) -> str:
+def invented_word(rng: random.Random, syllables: int) -> str:
+    """A capitalised invented word of ``syllables`` syllables (the world's names are made of them)."""
     return "".join(_syllable(rng) for _ in range(syllables)).capitalize()
 
 
@@ -105,9 +109,9 @@ class _NamePool:
 
 
 _NAME_MAKERS: dict[str, Callable[[random.Random], str]] = {
-    "town": lambda r: _word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES),
-    "person": lambda r: _word(r, r.choice([1, 2])) + " " + _word(r, r.choice([2, 3])),
-    "company": lambda r: _word(r, 2) + " " + r.choice(_COMPANY_KINDS),
+    "town": lambda r: invented_word(r, r.choice([1, 2])) + r.choice(_TOWN_SUFFIXES),
+    "person": lambda r: invented_word(r, r.choice([1, 2])) + " " + invented_word(r, r.choice([2, 3])),
+    "company": lambda r: invented_word(r, 2) + " " + r.choice(_COMPANY_KINDS),
 }
 
 
@@ -553,8 +557,8 @@ def _render_document(entity_id: str, entity_type: str, name: str, facts: Iterabl
 NAME_PARTS: dict[str, tuple[str, ...]] = {"vowels": tuple(_VOWELS), "town_suffixes": tuple(_TOWN_SUFFIXES),
                                           "company_kinds": tuple(_COMPANY_KINDS)}
 #: The values the world draws its categorical attributes from.
-ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"region": tuple(_REGIONS), "occupation": tuple(_OCCUPATIONS),
-                                                "product": tuple(_PRODUCTS), "festival_month": tuple(_MONTHS)}
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"region": tuple(_REGIONS), "occupation": tuple(OCCUPATIONS),
+                                                "product": tuple(PRODUCTS), "festival_month": tuple(_MONTHS)}
 #: Unique invented names, never reused (``NamePool(rng).take(name_maker("town"))``).
 NamePool = _NamePool
 
@@ -607,7 +611,7 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
     rng = random.Random(seed)
     names = _NamePool(rng)
     towns = [names.take(_NAME_MAKERS["town"]) for _ in range(n_towns)]
-    rivers = [names.take(lambda r: _word(r, 2) + "a") for _ in range(max(3, n_towns // 3))]
+    rivers = [names.take(lambda r: invented_word(r, 2) + "a") for _ in range(max(3, n_towns // 3))]
     people = [names.take(_NAME_MAKERS["person"]) for _ in range(n_people)]
     companies = [names.take(_NAME_MAKERS["company"]) for _ in range(n_companies)]
 
@@ -625,13 +629,13 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
         entities.append((eid, "company", c))
         values[(eid, "headquarters")] = rng.choice(towns)
         values[(eid, "founder")] = rng.choice(people)
-        values[(eid, "product")] = rng.choice(_PRODUCTS)
+        values[(eid, "product")] = rng.choice(PRODUCTS)
         values[(eid, "founded")] = str(rng.randint(1801, 2019))
     for p in people:
         eid = f"person:{_slug(p)}"
         entities.append((eid, "person", p))
         values[(eid, "birthplace")] = rng.choice(towns)
-        values[(eid, "occupation")] = rng.choice(_OCCUPATIONS)
+        values[(eid, "occupation")] = rng.choice(OCCUPATIONS)
         values[(eid, "born")] = str(rng.randint(1931, 2004))
         values[(eid, "festival_month")] = rng.choice(_MONTHS)
 
@@ -662,7 +666,7 @@ def load_world(seed: int = 0, *, n_towns: int = 40, n_companies: int = 40, n_peo
     documents = [_render_document(eid, etype, name, by_entity[eid]) for eid, etype, name in entities]
 
     # The update batch: mutable facts get a new, different value.
-    pools = {"mayor": people, "headquarters": towns, "product": _PRODUCTS, "occupation": _OCCUPATIONS}
+    pools = {"mayor": people, "headquarters": towns, "product": PRODUCTS, "occupation": OCCUPATIONS}
     mutable = [f for f in facts if _ATTR[(f.entity_type, f.attribute)].mutable]
     n_update = min(len(mutable), round(update_fraction * len(facts)))
     changed = sorted(rng.sample(mutable, n_update), key=lambda f: f.id)

@@ -45,7 +45,8 @@ BASELINE = "base"
 #: Each system an experiment measures -> the approach it stands for (or :data:`BASELINE`).
 #: ``lora``: an adapter trained on one phrasing per fact; ``lora-aug``: on three (paraphrase
 #: augmentation); ``raft``: on questions with retrieved documents (RAFT); ``+rag``: the model inside
-#: the RAG pipeline; ``format-lora``: an adapter trained on the answer format.
+#: the RAG pipeline; ``format-lora``: an adapter trained on the answer format; ``few-shot``: the base
+#: model with solved examples in its prompt.
 SYSTEMS: Mapping[str, str] = {
     "closed-book": BASELINE,
     "rag": "rag",
@@ -55,6 +56,7 @@ SYSTEMS: Mapping[str, str] = {
     "lora-aug+rag": "hybrid",
     "raft+rag": "hybrid",
     "format-lora+rag": "hybrid",
+    "few-shot": PROMPT_ONLY,
 }
 
 #: The systems of the new-knowledge experiment, in the order of the book's tables.
@@ -80,7 +82,7 @@ def approach_of(system: str) -> str:
     >>> approach_of("gpt-5")
     Traceback (most recent call last):
     ...
-    KeyError: "unknown system 'gpt-5': an approach (rag, fine-tune, hybrid, prompt) or one of closed-book, rag, lora, lora-aug, lora+rag, lora-aug+rag, raft+rag, format-lora+rag"
+    KeyError: "unknown system 'gpt-5': an approach (rag, fine-tune, hybrid, prompt) or one of closed-book, rag, lora, lora-aug, lora+rag, lora-aug+rag, raft+rag, format-lora+rag, few-shot"
     """
     name = system.split(" (", 1)[0].strip()
     if name in APPROACHES or name == BASELINE:

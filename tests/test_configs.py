@@ -55,6 +55,7 @@ NOT_CONFIG = {
     "UnanswerableQuestion", "AbstentionCalibration",  # a built question and a calibration's result: data
     "LatencyRun", "QuantileEstimate", "SamplesNeeded",  # a timing run and the statistics computed from it
     "Distractors",  # generated look-alike documents: data
+    "Code",  # one entry of an invented code book (ragft_lib.jargon): data
 }
 #: Configuration classes still to be declared with spec (their owners convert them).
 PENDING: set[str] = set()

@@ -126,3 +126,28 @@ def test_freshness_at_scale_refuses_other_settings():
 
     with pytest.raises(ConfigError, match="^settings: must be a HeadlineSettings"):
         freshness_at_scale(ExperimentSettings())
+
+
+def test_seeded_adapters_choose_epochs_on_validation_then_train_the_other_seeds(monkeypatch):
+    """The shared training loop of the headline and jargon experiments, with training stubbed out."""
+    import ragft_lib.finetune as finetune
+    from ragft_lib.experiments.lab import seeded_adapters
+
+    trained = []
+
+    def fake_train(gen, examples, cfg, progress=False):
+        trained.append((cfg.epochs, cfg.seed))
+        return SimpleNamespace(generator=(cfg.epochs, cfg.seed), metrics=SimpleNamespace(wall_time_s=1.5))
+
+    monkeypatch.setattr(finetune, "train_or_load", fake_train)
+    scores = {1: [True, False, False], 2: [True, True, False], 3: [True, True, False]}
+    timings: dict = {}
+    said = []
+    epochs, val, adapters = seeded_adapters(
+        "base", [{"prompt": "q", "completion": "a"}], max_epochs=3, seeds=3, seed=5, learning_rate=1e-3,
+        max_length=32, validate=lambda g: scores[g[0]], timings=timings, say=said.append)
+    assert epochs == 2  # 2 and 3 tie on validation: the smaller wins
+    assert val == scores and sorted(adapters) == [5, 6, 7]
+    assert adapters == {5: (2, 5), 6: (2, 6), 7: (2, 7)}
+    assert trained == [(1, 5), (2, 5), (3, 5), (2, 6), (2, 7)]  # the chosen first seed is not retrained
+    assert timings["train_e3_s5_s"] == 1.5 and "epochs chosen on validation: 2" in said

@@ -21,6 +21,7 @@ showing the same experiment share one run.
 * :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates;
 * :func:`large_kb` — the same questions as look-alike documents grow the knowledge base to 10,000;
 * :func:`one_document_changes` — many facts changed, each in its own document: RAG before and after.
+* :func:`jargon` — an invented code book: base, few-shot, RAG over the code book, LoRA, LoRA + RAG.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -36,6 +37,7 @@ from .context import ContextTokens, measured_context_tokens, measured_few_shot_t
 from .decision import decision_from_measurement
 from .freshness import FRESHNESS_SYSTEMS, freshness, freshness_at_scale
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
+from .jargon import JARGON_SYSTEMS, JargonSettings, jargon, jargon_entry
 from .lab import Lab, stratified_sample
 from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
@@ -52,4 +54,5 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
            "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table",
            "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
-           "OneDocumentSettings", "one_document_changes", "one_document_compare"]
+           "OneDocumentSettings", "one_document_changes", "one_document_compare",
+           "JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry"]

@@ -12,11 +12,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import DataError
 
-__all__ = ["content_key", "result_path", "cached_json", "cached_result"]
+__all__ = ["content_key", "result_path", "cached_json", "cached_result", "cached_chat"]
 
 
 def content_key(payload: Mapping[str, Any]) -> str:
@@ -57,3 +57,37 @@ def cached_result(settings: Any, name: str, run: Callable[[], Any], *, use_cache
 
     data = cached_json(name, settings.key(name), lambda: run().to_dict(), use_cache=use_cache)
     return ExperimentResult.from_dict(data)
+
+
+def cached_chat(name: str, generator: Any, conversations: Sequence[Any], *, model_id: str, max_new_tokens: int,
+                system: str | None = None, use_cache: bool = True) -> dict[str, Any]:
+    """Greedy answers of ``generator`` to ``conversations`` (its ``chat_batch``), cached under
+    ``name`` by content: the model (``model_id``: the base model's name, or an adapter's run key —
+    the folder name :func:`~ragft_lib.finetune.train_or_load` gives it), every conversation, the
+    system message and ``max_new_tokens``. Greedy decoding is deterministic, so a cached answer is
+    the answer; the time it took is not, so it comes with the load average and CPU count of the
+    machine that measured it.
+
+    Returns ``{"answers", "seconds", "loadavg", "cpus"}``.
+
+    >>> out = cached_chat("format-lora", tuned.generator, convs, model_id=tuned.adapter_path.name,  # doctest: +SKIP
+    ...                   max_new_tokens=40)
+    """
+    import time
+
+    from .._fields import require
+
+    require("max_new_tokens", max_new_tokens, "int", min=1)
+    if isinstance(conversations, str) or not conversations:
+        raise DataError(f"{name}: conversations must be a non-empty list, got {conversations!r:.60}")
+    convs = list(conversations)
+    key = content_key({"model": model_id, "conversations": convs, "system": system,
+                       "max_new_tokens": max_new_tokens})
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        answers = generator.chat_batch(convs, max_new_tokens=max_new_tokens, system=system)
+        return {"answers": answers, "seconds": time.perf_counter() - t0, "loadavg": list(os.getloadavg()),
+                "cpus": os.cpu_count()}
+
+    return cached_json(f"chat-{name}", key, run, use_cache=use_cache)

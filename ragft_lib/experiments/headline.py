@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from .._fields import spec, validate
+from .._fields import spec
 from ..errors import ConfigError, DataError
-from .cache import cached_json, content_key
-from .lab import Lab, rag_prompts, stratified_sample
+from .lab import Lab, adapter_config, best_on_validation, cached_experiment, rag_prompts, reporter, seeded_adapters, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, answer_length_field, context_budget_field, generator_field, seed_field
+from .settings import (ExperimentSettings, SizedSettings, answer_length_field, context_budget_field, epochs_tried_field,
+                       generator_field, learning_rate_field, options_field, seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -46,11 +46,11 @@ __all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "
 
 #: The systems of the headline comparison, in the book's order (the vocabulary's names).
 HEADLINE_SYSTEMS = ("closed-book", "rag", "lora-aug", "lora-aug+rag")
-_VERSION = 1  # bump when the protocol changes (part of the cache key)
+_MAX_LENGTH = 72  # tokens per training example of the headline adapter
 
 
 @dataclass
-class HeadlineSettings:
+class HeadlineSettings(SizedSettings):
     """Sizes of the headline experiment, validated when built.
 
     >>> HeadlineSettings(n_test=50)
@@ -64,46 +64,23 @@ class HeadlineSettings:
                        help="Held-out questions every system answers (the book's headline needs >= 200).")
     n_validation: int = spec(44, "int", label="Validation questions", unit="questions", min=11,
                              help="Questions on other facts, used only to choose k and the epochs.")
-    options: int = spec(4, "int", label="Options", unit="options", min=2, max=8,
-                        help="Candidate replies per question (the true one and distractors of the same attribute).")
+    options: int = options_field("the true one and distractors of the same attribute")
     paraphrases: int = spec(2, "int", label="Training phrasings", unit="phrasings", min=1, max=3,
                             help="Question phrasings per fact the adapter is trained on.")
-    max_epochs: int = spec(2, "int", label="Epochs tried", unit="epochs", min=1, max=6,
-                           help="Adapter epochs tried on the validation questions: 1 to this.")
-    learning_rate: float = spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
-                                help="Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+    max_epochs: int = epochs_tried_field(2, "questions")
+    learning_rate: float = learning_rate_field()
     max_k: int = spec(3, "int", label="Chunks tried", unit="chunks", min=1, max=8,
                       help="Chunks retrieved per question tried on the validation questions: 1 to this.")
-    seeds: int = spec(3, "int", label="Seeds", unit="seeds", min=1, max=10,
-                      help="Training seeds of the adapter at the chosen epochs.")
+    seeds: int = seeds_field()
     n_free_form: int = spec(100, "int", label="Free-form subset", unit="questions", min=0,
                             help="Test questions also answered free-form (generated, scored by the strict scorer).")
     max_new_tokens: int = answer_length_field()
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the fact samples and of the first adapter.")
 
-    def __post_init__(self) -> None:
-        validate(self)
+    EXPERIMENT: ClassVar[str] = "headline"
+    VERSION: ClassVar[int] = 1  # bump when the protocol changes (part of the cache key)
 
-    @classmethod
-    def for_model(cls, generator: str | None = None, **overrides: Any) -> "HeadlineSettings":
-        """The sizes for ``generator``: the same questions, seeds and grids for every model; the
-        learning rate of :meth:`ExperimentSettings.for_model` (3e-3 for the packaged 135M model,
-        2e-4 for a 1.5B model on a GPU).
-
-        >>> HeadlineSettings.for_model(None).learning_rate
-        0.003
-        """
-        lr = ExperimentSettings.for_model(generator).learning_rate
-        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        return content_key({"experiment": "headline", "version": _VERSION, **self.to_dict()})
 
 
 def option_texts(fact: Any, answers: Sequence[str]) -> list[str]:
@@ -167,10 +144,7 @@ def headline_facts(s: HeadlineSettings, world: Any) -> tuple[list[Any], list[Any
 
 def headline_adapter_config(s: HeadlineSettings, epochs: int, seed: int) -> Any:
     """The LoRA configuration of the headline's adapter (``epochs`` and ``seed`` vary)."""
-    from ..finetune import LoRAConfig
-
-    return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=s.learning_rate, max_length=72,
-                      batch_size=8, seed=seed)
+    return adapter_config(epochs=epochs, seed=seed, learning_rate=s.learning_rate, max_length=_MAX_LENGTH)
 
 
 def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True,
@@ -185,11 +159,7 @@ def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True
     >>> res = headline()                                  # doctest: +SKIP
     >>> compare_systems(res, "rag", "lora-aug").words()   # doctest: +SKIP
     """
-    s = settings or HeadlineSettings()
-    if not isinstance(s, HeadlineSettings):
-        raise ConfigError(f"must be a HeadlineSettings, got {type(s).__name__}", field="settings")
-    data = cached_json("headline", s.key(), lambda: _run(s, progress).to_dict(), use_cache=use_cache)
-    return ExperimentResult.from_dict(data)
+    return cached_experiment(HeadlineSettings, settings, lambda s: _run(s, progress), use_cache=use_cache)
 
 
 def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
@@ -198,7 +168,6 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     from ..datasets import fact_examples
     from ..display import progress_enabled
     from ..evaluate import answer_contained
-    from ..finetune import train_or_load
 
     show = progress_enabled(True if progress is None else progress)
     lab = Lab.get(ExperimentSettings(generator=s.generator))
@@ -207,10 +176,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     retriever = lab.retriever()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-
-    def say(msg: str) -> None:
-        if show:
-            print(f"[headline {time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
+    say = reporter("headline", show)
 
     def questions(facts: Sequence[Any]) -> list[str]:
         return [f.heldout_question for f in facts]
@@ -224,25 +190,16 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
 
     # 1. k on validation (RAG with the base model).
     val_k = {k: mc_correct(gen, rag(gen, val, k), items["val"]) for k in range(1, s.max_k + 1)}
-    k = max(val_k, key=lambda k: (sum(val_k[k]), -k))
+    k = best_on_validation(val_k)
     say(f"k chosen on validation: {k}")
 
     # 2. epochs on validation (seed s.seed), then the other seeds at the chosen epochs.
     examples = fact_examples(list(test) + list(val), paraphrases=s.paraphrases)
 
-    def adapter(epochs: int, seed: int) -> Any:
-        res = train_or_load(gen, examples, headline_adapter_config(s, epochs, seed), progress=show)
-        timings[f"train_e{epochs}_s{seed}_s"] = res.metrics.wall_time_s
-        return res.generator
-
-    val_e: dict[int, list[bool]] = {}
-    first: dict[int, Any] = {}
-    for e in range(1, s.max_epochs + 1):
-        first[e] = adapter(e, s.seed)
-        val_e[e] = mc_correct(first[e], closed["val"], items["val"])
-        say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val):.3f}")
-    epochs = max(val_e, key=lambda e: (sum(val_e[e]), -e))
-    say(f"epochs chosen on validation: {epochs}")
+    epochs, val_e, adapters = seeded_adapters(
+        gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
+        max_length=_MAX_LENGTH, validate=lambda g: mc_correct(g, closed["val"], items["val"]), timings=timings, say=say,
+        progress=show)
 
     rows: list[dict[str, Any]] = []
 
@@ -260,9 +217,6 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     rag_test = rag(gen, test, k)
     add("closed-book", -1, mc_correct(gen, closed["test"], items["test"]))
     add("rag", -1, mc_correct(gen, rag_test, items["test"]))
-    adapters = {s.seed: first[epochs]}
-    for i in range(1, s.seeds):
-        adapters[s.seed + i] = adapter(epochs, s.seed + i)
     for seed, g in adapters.items():
         add("lora-aug", seed, mc_correct(g, closed["test"], items["test"]))
         add("lora-aug+rag", seed, mc_correct(g, rag_test, items["test"]))

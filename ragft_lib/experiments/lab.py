@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..evaluate import answer_contained, citation_precision
 from .settings import ExperimentSettings
@@ -13,7 +13,8 @@ from .settings import ExperimentSettings
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import Generator
 
-__all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows"]
+__all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows",
+           "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "adapter_config"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -166,3 +167,78 @@ def answer_rows(approach: str, facts: Sequence[Any], questions: Sequence[str], g
         row.update({k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in extra.items()})
         rows.append(row)
     return rows
+
+
+def cached_experiment(cls: type, settings: Any, run: Callable[[Any], Any], *, use_cache: bool = True) -> Any:
+    """``run(settings)`` (an :class:`~ragft_lib.experiments.ExperimentResult`), or its cached copy:
+    ``settings`` must be a ``cls`` (``None``: the defaults), whose ``EXPERIMENT`` and ``key()`` name
+    the cached result (:class:`~ragft_lib.experiments.settings.SizedSettings`)."""
+    from ..errors import ConfigError
+    from .cache import cached_json
+    from .result import ExperimentResult
+
+    s = cls() if settings is None else settings
+    if not isinstance(s, cls):
+        raise ConfigError(f"must be a {cls.__name__}, got {type(s).__name__}", field="settings")
+    return ExperimentResult.from_dict(cached_json(cls.EXPERIMENT, s.key(), lambda: run(s).to_dict(), use_cache=use_cache))
+
+
+def reporter(name: str, show: bool) -> Callable[[str], None]:
+    """A progress printer: ``say(msg)`` prints ``[name  seconds since now] msg`` when ``show``."""
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if show:
+            print(f"[{name} {time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
+
+    return say
+
+
+def best_on_validation(outcomes: Mapping[int, Sequence[bool]]) -> int:
+    """The setting whose validation outcomes are right most often; ties go to the smaller value.
+
+    >>> best_on_validation({1: [True, False], 2: [True, True], 3: [True, True]})
+    2
+    """
+    return max(outcomes, key=lambda v: (sum(outcomes[v]), -v))
+
+
+def adapter_config(*, epochs: int, seed: int, learning_rate: float, max_length: int) -> Any:
+    """The LoRA configuration of the experiments' seeded adapters (all modules, batch 8): one place,
+    so an experiment that reloads another's adapters (freshness at scale reuses the headline's)
+    builds the same cache key."""
+    from ..finetune import LoRAConfig
+
+    return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=learning_rate, max_length=max_length,
+                      batch_size=8, seed=seed)
+
+
+def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epochs: int, seeds: int, seed: int,
+                    learning_rate: float, max_length: int, validate: Callable[[Any], list[bool]],
+                    timings: dict[str, float], say: Callable[[str], None] = print,
+                    progress: bool = False) -> tuple[int, dict[int, list[bool]], dict[int, Any]]:
+    """The adapters of an experiment, their epochs chosen on validation: LoRA (all modules, batch 8)
+    trained for 1..``max_epochs`` epochs with ``seed``, each scored by ``validate(adapter)``; the
+    epochs of :func:`best_on_validation`, then ``seeds - 1`` more seeds at those epochs. Training
+    times go into ``timings``. Returns ``(epochs, validation outcomes per epochs, {seed: adapter})``.
+    """
+    from ..finetune import train_or_load
+
+    def adapter(epochs: int, sd: int) -> Any:
+        cfg = adapter_config(epochs=epochs, seed=sd, learning_rate=learning_rate, max_length=max_length)
+        res = train_or_load(generator, list(examples), cfg, progress=progress)
+        timings[f"train_e{epochs}_s{sd}_s"] = res.metrics.wall_time_s
+        return res.generator
+
+    val_e: dict[int, list[bool]] = {}
+    first: dict[int, Any] = {}
+    for e in range(1, max_epochs + 1):
+        first[e] = adapter(e, seed)
+        val_e[e] = validate(first[e])
+        say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val_e[e]):.3f}")
+    epochs = best_on_validation(val_e)
+    say(f"epochs chosen on validation: {epochs}")
+    adapters = {seed: first[epochs]}
+    for i in range(1, seeds):
+        adapters[seed + i] = adapter(epochs, seed + i)
+    return epochs, val_e, adapters

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._fields import seed_field, spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
-           "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
+           "SizedSettings", "options_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -40,6 +41,28 @@ def context_budget_field(default: int = 384) -> Any:
     """The ``context_tokens`` field: most tokens of retrieved context in a RAG prompt."""
     return spec(default, "int", label="Context budget", unit="tokens", min=16,
                 help="Most tokens of retrieved context in a RAG prompt.")
+
+
+def options_field(what: str) -> Any:
+    """The ``options`` field of a multiple-choice experiment (``what``: the true option and which distractors)."""
+    return spec(4, "int", label="Options", unit="options", min=2, max=8, help=f"Candidate replies per question ({what}).")
+
+
+def epochs_tried_field(default: int, items: str) -> Any:
+    """The ``max_epochs`` field: adapter epochs 1..this are tried on the validation ``items``."""
+    return spec(default, "int", label="Epochs tried", unit="epochs", min=1, max=6,
+                help=f"Adapter epochs tried on the validation {items}: 1 to this.")
+
+
+def learning_rate_field() -> Any:
+    """The ``learning_rate`` field of an experiment's adapter."""
+    return spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
+                help="Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+
+
+def seeds_field() -> Any:
+    """The ``seeds`` field: training seeds of the adapter at the chosen epochs."""
+    return spec(3, "int", label="Seeds", unit="seeds", min=1, max=10, help="Training seeds of the adapter at the chosen epochs.")
 
 
 @dataclass
@@ -125,3 +148,39 @@ class ExperimentSettings:
         if experiment in EXPERIMENT_VERSIONS:
             payload["experiment_version"] = EXPERIMENT_VERSIONS[experiment]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class SizedSettings:
+    """The methods an experiment's own settings dataclass shares with the others (``headline``,
+    ``jargon``): validation when built, the sizes for a model, and a cache key naming the
+    experiment (``EXPERIMENT``) and its protocol version (``VERSION``, bumped when the protocol
+    changes). The subclass is a dataclass with ``generator`` and ``learning_rate`` fields.
+    """
+
+    EXPERIMENT: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @classmethod
+    def for_model(cls, generator: str | None = None, **overrides: Any) -> Any:
+        """The sizes for ``generator``: the same items, seeds and grids for every model; the
+        learning rate of :meth:`ExperimentSettings.for_model` (3e-3 for the packaged 135M model,
+        2e-4 for a 1.5B model on a GPU).
+
+        >>> from ragft_lib.experiments import HeadlineSettings, JargonSettings
+        >>> HeadlineSettings.for_model(None).learning_rate, JargonSettings.for_model(None).learning_rate
+        (0.003, 0.003)
+        """
+        lr = ExperimentSettings.for_model(generator).learning_rate
+        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def key(self) -> str:
+        """The content key of the experiment's cached result."""
+        from .cache import content_key
+
+        return content_key({"experiment": self.EXPERIMENT, "version": self.VERSION, **self.to_dict()})
