@@ -17,7 +17,9 @@ showing the same experiment share one run.
   :func:`measured_few_shot_tokens` — the tokens a three-example few-shot prompt adds;
 * :func:`measure_latency` — per-request latency of the four systems on this machine, equal answer lengths;
 * :func:`decision_from_measurement` — the measurements fed into the cost model and the decision;
-* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates.
+* :func:`knowledge_boundary` — questions nobody can answer: who abstains, who hallucinates;
+* :func:`learning_curve` — accuracy against training pairs, at fixed epochs and at fixed steps,
+  with forgetting on general questions.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -34,6 +36,7 @@ from .decision import decision_from_measurement
 from .freshness import freshness
 from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
 from .lab import Lab, stratified_sample
+from .learning_curve import LearningCurveSettings, learning_curve
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
 from .result import ExperimentResult, summarise
@@ -45,4 +48,4 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
            "content_key", "result_path", "cached_json", "cached_result",
            "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
-           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table"]
+           "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table", "LearningCurveSettings", "learning_curve"]

@@ -108,6 +108,17 @@ class LearningCurveSettings:
             raise ConfigError(f"{self.n_sizes} distinct sizes do not fit between {self.n_test} and "
                               f"{self.max_pairs} pairs", field="n_sizes")
 
+    @classmethod
+    def for_model(cls, generator: str | None = None, **overrides: Any) -> "LearningCurveSettings":
+        """The sizes for ``generator``, with the learning rate of :meth:`ExperimentSettings.for_model`
+        (3e-3 for the packaged 135M model, 2e-4 for a 1.5B model on a GPU).
+
+        >>> LearningCurveSettings.for_model(None).learning_rate
+        0.003
+        """
+        lr = ExperimentSettings.for_model(generator).learning_rate
+        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
+
     def sizes(self) -> list[int]:
         """The training-set sizes: ``n_sizes`` values evenly spaced on a log scale (rounded, distinct)."""
         ratio = self.max_pairs / self.n_test
