@@ -295,6 +295,11 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
         if show:
             print(f"[learning curve {time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
 
+    # Each run's scores are cached on their own (keyed by what determines them), so a rerun with more
+    # sizes or seeds scores only the new runs.
+    run_key = {"experiment": "learning_curve_run", "version": _VERSION, "generator": s.generator,
+               "n_test": s.n_test, "seed": s.seed, "n_general": s.n_general, "options": s.options}
+
     def score(pairs: int, steps: int, seed: int, g: Any, which: Sequence[str] = ("test", "general"),
               test_prompts: Sequence[str] | None = None) -> list[dict[str, Any]]:
         out = []
@@ -304,9 +309,17 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
                 out.append(dict(pairs=pairs, steps=steps, seed=seed, questions=q, item=item, correct=bool(ok)))
         return out
 
-    rows += [dict(r, curve="closed-book") for r in score(0, 0, -1, gen)]
-    rag_test = rag_prompts(gen, lab.retriever(), [f.heldout_question for f in test], s.k, s.context_tokens)[0]
-    rows += [dict(r, curve="rag") for r in score(0, 0, -1, gen, ("test",), rag_test)]
+    base = cached_json("learning_curve_run", content_key({**run_key, "run": "closed-book"}),
+                       lambda: {"rows": score(0, 0, -1, gen)})["rows"]
+    rows += [dict(r, curve="closed-book") for r in base]
+
+    def rag_rows() -> dict[str, Any]:
+        rag_test = rag_prompts(gen, lab.retriever(), [f.heldout_question for f in test], s.k, s.context_tokens)[0]
+        return {"rows": score(0, 0, -1, gen, ("test",), rag_test)}
+
+    rag = cached_json("learning_curve_run", content_key({**run_key, "run": "rag", "k": s.k,
+                                                         "context_tokens": s.context_tokens}), rag_rows)["rows"]
+    rows += [dict(r, curve="rag") for r in rag]
     say("base model and RAG scored")
 
     scored: dict[tuple[int, int, int], list[dict[str, Any]]] = {}  # (pairs, steps, seed): equal runs shared
@@ -317,13 +330,19 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
         expected = steps if steps is not None else math.ceil(math.ceil(n / _BATCH) * cfg.epochs)
         key = (n, expected, seed)
         if key not in scored:
-            res = train_or_load(gen, sets[n], cfg, progress=show)
-            m = res.metrics
-            runs.append(dict(pairs=n, steps=m.steps, seed=seed, train_s=m.wall_time_s,
-                             epochs_seen=m.steps * _BATCH / n))
-            scored[key] = score(n, m.steps, seed, res.generator)
-            del res  # one adapted model in memory at a time
-            say(f"{n} pairs, {m.steps} steps, seed {seed}: trained in {m.wall_time_s:.0f} s, scored")
+            def train_and_score() -> dict[str, Any]:
+                res = train_or_load(gen, sets[n], cfg, progress=show)
+                m = res.metrics
+                info = dict(pairs=n, steps=m.steps, seed=seed, train_s=m.wall_time_s, epochs_seen=m.steps * _BATCH / n,
+                            loadavg=list(os.getloadavg()))
+                return {"run": info, "rows": score(n, m.steps, seed, res.generator)}
+
+            done = cached_json("learning_curve_run", content_key({**run_key, "run": "lora", "config": cfg.to_dict(),
+                                                                  "pairs": n}),
+                               train_and_score)
+            runs.append(done["run"])
+            scored[key] = done["rows"]
+            say(f"{n} pairs, {done['run']['steps']} steps, seed {seed}: trained in {done['run']['train_s']:.0f} s, scored")
         rows.extend(dict(r, curve=curve) for r in scored[key])
 
     seeds = [s.seed + i for i in range(s.seeds)]
@@ -332,7 +351,9 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
     steps = s.fixed_steps or fe_steps[sizes[len(sizes) // 2]]
     # every size with the first seed (both curves), then the other seeds at the two ends
     plan = [(curve, n, seeds[0]) for curve in CURVES for n in sizes]
-    plan += [(curve, n, seed) for curve in CURVES for n in ends for seed in seeds[1:]]
+    plan += [(curve, n, seed) for curve, n in (("fixed-steps", ends[0]), ("fixed-steps", ends[1]),
+                                               ("fixed-epochs", ends[0]), ("fixed-epochs", ends[1]))
+             for seed in seeds[1:]]
     for curve, n, seed in plan:
         if curve == "fixed-epochs" or fe_steps[n] == steps:  # the same run as on the fixed-epochs curve: shared
             run(curve, n, seed, epochs=s.epochs)
