@@ -254,7 +254,9 @@ def learning_curve(settings: LearningCurveSettings | None = None, *, use_cache: 
     ``frame`` has one row per (run, question): ``curve`` (``"fixed-epochs"``, ``"fixed-steps"``,
     ``"closed-book"`` or ``"rag"``), ``pairs``, ``steps``, ``seed`` (-1 without training),
     ``questions`` (``"test"`` or ``"general"``), ``item`` and ``correct``. ``extra`` holds the
-    sizes, the steps of each run, the chance level and the load of the machine while it ran.
+    sizes, the steps of each run, the chance level and the load of the machine while it ran. Each
+    run's scores are also cached on their own, so a rerun with more sizes or seeds scores only the
+    new runs; ``use_cache=False`` reruns everything.
 
     >>> res = learning_curve()                                                # doctest: +SKIP
     >>> curve_points(res).query("questions == 'test'")[["curve", "pairs", "accuracy"]]  # doctest: +SKIP
@@ -262,11 +264,12 @@ def learning_curve(settings: LearningCurveSettings | None = None, *, use_cache: 
     s = settings or LearningCurveSettings()
     if not isinstance(s, LearningCurveSettings):
         raise ConfigError(f"must be a LearningCurveSettings, got {type(s).__name__}", field="settings")
-    data = cached_json("learning_curve", s.key(), lambda: _run(s, progress).to_dict(), use_cache=use_cache)
+    data = cached_json("learning_curve", s.key(), lambda: _run(s, progress, use_cache).to_dict(),
+                       use_cache=use_cache)
     return ExperimentResult.from_dict(data)
 
 
-def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
+def _run(s: LearningCurveSettings, progress: bool | None, use_cache: bool = True) -> ExperimentResult:
     import pandas as pd
 
     from ..display import progress_enabled
@@ -310,7 +313,7 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
         return out
 
     base = cached_json("learning_curve_run", content_key({**run_key, "run": "closed-book"}),
-                       lambda: {"rows": score(0, 0, -1, gen)})["rows"]
+                       lambda: {"rows": score(0, 0, -1, gen)}, use_cache=use_cache)["rows"]
     rows += [dict(r, curve="closed-book") for r in base]
 
     def rag_rows() -> dict[str, Any]:
@@ -318,7 +321,8 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
         return {"rows": score(0, 0, -1, gen, ("test",), rag_test)}
 
     rag = cached_json("learning_curve_run", content_key({**run_key, "run": "rag", "k": s.k,
-                                                         "context_tokens": s.context_tokens}), rag_rows)["rows"]
+                                                         "context_tokens": s.context_tokens}), rag_rows,
+                      use_cache=use_cache)["rows"]
     rows += [dict(r, curve="rag") for r in rag]
     say("base model and RAG scored")
 
@@ -339,7 +343,7 @@ def _run(s: LearningCurveSettings, progress: bool | None) -> ExperimentResult:
 
             done = cached_json("learning_curve_run", content_key({**run_key, "run": "lora", "config": cfg.to_dict(),
                                                                   "pairs": n}),
-                               train_and_score)
+                               train_and_score, use_cache=use_cache)
             runs.append(done["run"])
             scored[key] = done["rows"]
             say(f"{n} pairs, {done['run']['steps']} steps, seed {seed}: trained in {done['run']['train_s']:.0f} s, scored")
