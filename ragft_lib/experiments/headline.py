@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..evaluate import PairedComparison
 
-__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems"]
+__all__ = ["HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems", "mc_items",
+           "mc_correct"]
 
 #: The systems of the headline comparison, in the book's order (the vocabulary's names).
 HEADLINE_SYSTEMS = ("closed-book", "rag", "lora-aug", "lora-aug+rag")
@@ -138,6 +139,10 @@ def _mc_correct(gen: Any, prompts: Sequence[str], items: Sequence[tuple[list[str
         i += len(opts)
         out.append(max(range(len(s)), key=s.__getitem__) == right)
     return out
+
+
+#: Public names for the experiments that score the same way (the learning curve).
+mc_items, mc_correct = _mc_items, _mc_correct
 
 
 def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True,

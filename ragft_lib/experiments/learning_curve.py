@@ -274,7 +274,7 @@ def _run(s: LearningCurveSettings, progress: bool | None, use_cache: bool = True
 
     from ..display import progress_enabled
     from ..finetune import LoRAConfig, train_or_load
-    from .headline import _mc_correct, _mc_items
+    from .headline import mc_correct, mc_items
     from .lab import Lab, rag_prompts
 
     show = progress_enabled(True if progress is None else progress)
@@ -284,7 +284,7 @@ def _run(s: LearningCurveSettings, progress: bool | None, use_cache: bool = True
     sizes = s.sizes()
     sets = nested_training_sets(test, sizes, seed=s.seed)
     general = general_questions(s.n_general, options=s.options, seed=s.seed)
-    items = {"test": _mc_items(test, world.facts, s.options, s.seed),
+    items = {"test": mc_items(test, world.facts, s.options, s.seed),
              "general": [(q["options"], q["right"]) for q in general]}
     ids = {"test": [f.id for f in test], "general": [q["id"] for q in general]}
     prompts = {"test": [gen.format_prompt(f.heldout_question) for f in test],
@@ -308,7 +308,7 @@ def _run(s: LearningCurveSettings, progress: bool | None, use_cache: bool = True
         out = []
         for q in which:
             p = test_prompts if (q == "test" and test_prompts is not None) else prompts[q]
-            for item, ok in zip(ids[q], _mc_correct(g, p, items[q])):
+            for item, ok in zip(ids[q], mc_correct(g, p, items[q])):
                 out.append(dict(pairs=pairs, steps=steps, seed=seed, questions=q, item=item, correct=bool(ok)))
         return out
 
