@@ -417,7 +417,8 @@ def compare_points(result: ExperimentResult, a: tuple[str, int], b: tuple[str, i
     trained with; the interval is the paired bootstrap over questions when either side has several
     seeds, the exact paired comparison (:func:`~ragft_lib.evaluate.paired_compare`) when both have one.
     Returns the fields of an evidence entry: ``a``, ``b``, ``n``, ``value_a``, ``value_b``,
-    ``difference``, ``ci``, ``test``, ``verdict`` and ``seeds`` (per side)."""
+    ``difference``, ``ci``, ``test``, ``verdict`` and ``seeds`` (training seeds per side, 0 for a
+    system without training)."""
     from ..evaluate import paired_bootstrap_ci, paired_compare, verdict
 
     xa = _outcomes(result, *a, questions, "a")
@@ -428,11 +429,11 @@ def compare_points(result: ExperimentResult, a: tuple[str, int], b: tuple[str, i
 
     def n_seeds(side: tuple[str, int]) -> int:
         g = f[(f["curve"] == side[0]) & (f["pairs"] == side[1]) & (f["questions"] == questions)]
-        return max(1, int(g.loc[g["seed"] >= 0, "seed"].nunique()))
+        return int(g.loc[g["seed"] >= 0, "seed"].nunique())
 
     la, lb = labels or (f"{a[0]}, {a[1]} pairs", f"{b[0]}, {b[1]} pairs")
     seeds = (n_seeds(a), n_seeds(b))
-    if max(seeds) == 1:
+    if max(seeds) <= 1:
         c = paired_compare([bool(v) for v in va], [bool(v) for v in vb], a=la, b=lb)
         d, lo, hi, test = c.difference, c.ci[0], c.ci[1], c.test
     else:
