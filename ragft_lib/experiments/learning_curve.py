@@ -477,7 +477,7 @@ def learning_curve_plot(result: ExperimentResult) -> Any:
     axes[0].set_ylabel("accuracy (multiple choice, 95 % Wilson CI)")
     axes[0].set_title(f"Held-out phrasings of the {result.extra['n_test']} facts")
     axes[1].set_title(f"{result.extra['n_general']} general questions (forgetting)")
-    axes[0].legend(loc="upper left", fontsize=8)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0, 0.92), fontsize=8)
     axes[1].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
