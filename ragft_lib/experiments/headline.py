@@ -33,7 +33,8 @@ from ..errors import ConfigError, DataError
 from .cache import cached_json, content_key
 from .lab import Lab, rag_prompts, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, answer_length_field, context_budget_field, generator_field, seed_field
+from .settings import (ExperimentSettings, answer_length_field, context_budget_field, generator_field,
+                       learning_rate_field, options_field, seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -63,18 +64,16 @@ class HeadlineSettings:
                        help="Held-out questions every system answers (the book's headline needs >= 200).")
     n_validation: int = spec(44, "int", label="Validation questions", unit="questions", min=11,
                              help="Questions on other facts, used only to choose k and the epochs.")
-    options: int = spec(4, "int", label="Options", unit="options", min=2, max=8,
-                        help="Candidate replies per question (the true one and distractors of the same attribute).")
+    options: int = options_field("Candidate replies per question (the true one and distractors of the same attribute).")
     paraphrases: int = spec(2, "int", label="Training phrasings", unit="phrasings", min=1, max=3,
                             help="Question phrasings per fact the adapter is trained on.")
     max_epochs: int = spec(2, "int", label="Epochs tried", unit="epochs", min=1, max=6,
                            help="Adapter epochs tried on the validation questions: 1 to this.")
-    learning_rate: float = spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
-                                help="Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+    learning_rate: float = learning_rate_field(
+        "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
     max_k: int = spec(3, "int", label="Chunks tried", unit="chunks", min=1, max=8,
                       help="Chunks retrieved per question tried on the validation questions: 1 to this.")
-    seeds: int = spec(3, "int", label="Seeds", unit="seeds", min=1, max=10,
-                      help="Training seeds of the adapter at the chosen epochs.")
+    seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
     n_free_form: int = spec(100, "int", label="Free-form subset", unit="questions", min=0,
                             help="Test questions also answered free-form (generated, scored by the strict scorer).")
     max_new_tokens: int = answer_length_field()

@@ -44,7 +44,8 @@ from .._fields import spec, validate
 from ..errors import ConfigError, DataError
 from .cache import cached_json, content_key
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import (ExperimentSettings, context_budget_field, generator_field, learning_rate_field, options_field,
+                       seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -82,14 +83,12 @@ class LearningCurveSettings:
     fixed_steps: int | None = spec(None, "int", label="Steps (fixed-steps curve)", unit="steps", min=1,
                                    nullable=True, null_means="the middle size's steps at `epochs`",
                                    help="Optimizer steps of every size on the fixed-steps curve.")
-    learning_rate: float = spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
-                                help="Peak learning rate (the experiments' value for the 135M model, not re-tuned).")
-    seeds: int = spec(3, "int", label="Seeds", unit="seeds", min=1, max=10,
-                      help="Training seeds at the smallest and the largest size of each curve.")
+    learning_rate: float = learning_rate_field(
+        "Peak learning rate (the experiments' value for the 135M model, not re-tuned).")
+    seeds: int = seeds_field("Training seeds at the smallest and the largest size of each curve.")
     n_general: int = spec(100, "int", label="General questions", unit="questions", min=4, max=300,
                           help="General-knowledge questions asked before and after training (forgetting).")
-    options: int = spec(4, "int", label="Options", unit="options", min=2, max=8,
-                        help="Candidate replies per question (the true one and distractors of the same kind).")
+    options: int = options_field("Candidate replies per question (the true one and distractors of the same kind).")
     k: int = spec(1, "int", label="Chunks (RAG line)", unit="chunks", min=1, max=8,
                   help="Chunks retrieved per question for the RAG line (the headline's choice on its validation facts).")
     context_tokens: int = context_budget_field()

@@ -9,7 +9,8 @@ from .._fields import spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
-           "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
+           "generator_field", "answer_length_field", "context_budget_field", "seed_field", "learning_rate_field",
+           "seeds_field", "options_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -45,6 +46,21 @@ def context_budget_field(default: int = 384) -> Any:
 def seed_field(help: str) -> Any:
     """The ``seed`` field (``help`` says what it seeds)."""
     return spec(0, "int", label="Seed", min=0, help=help)
+
+
+def learning_rate_field(help: str, default: float = 3e-3) -> Any:
+    """The adapter's ``learning_rate`` field (``help`` says where the value comes from)."""
+    return spec(default, "number", label="Learning rate", min=0, min_exclusive=True, max=1, help=help)
+
+
+def options_field(help: str, default: int = 4) -> Any:
+    """The ``options`` field of a multiple-choice scoring: candidate replies per question."""
+    return spec(default, "int", label="Options", unit="options", min=2, max=8, help=help)
+
+
+def seeds_field(help: str, default: int = 3) -> Any:
+    """The ``seeds`` field: how many training seeds (``help`` says of which runs)."""
+    return spec(default, "int", label="Seeds", unit="seeds", min=1, max=10, help=help)
 
 
 @dataclass
