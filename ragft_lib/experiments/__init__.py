@@ -22,6 +22,8 @@ showing the same experiment share one run.
 * :func:`large_kb` — the same questions as look-alike documents grow the knowledge base to 10,000;
 * :func:`one_document_changes` — many facts changed, each in its own document: RAG before and after.
 * :func:`jargon` — an invented code book: base, few-shot, RAG over the code book, LoRA, LoRA + RAG.
+* :func:`learning_curve` — accuracy against training pairs, at fixed epochs and at fixed steps,
+  with forgetting on general questions.
 
 >>> s = ExperimentSettings.for_model(None)
 >>> s.n_facts, s.key("new_knowledge") == ExperimentSettings().key("new_knowledge")
@@ -40,6 +42,7 @@ from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headl
 from .jargon import JARGON_SYSTEMS, JargonSettings, jargon, jargon_entry
 from .lab import Lab, stratified_sample
 from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
+from .learning_curve import LearningCurveSettings, learning_curve
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
 from .one_document import OneDocumentSettings, one_document_changes, one_document_compare
@@ -55,4 +58,5 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table",
            "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
            "OneDocumentSettings", "one_document_changes", "one_document_compare",
-           "JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry"]
+           "JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry",
+           "LearningCurveSettings", "learning_curve"]

@@ -64,14 +64,15 @@ class HeadlineSettings(SizedSettings):
                        help="Held-out questions every system answers (the book's headline needs >= 200).")
     n_validation: int = spec(44, "int", label="Validation questions", unit="questions", min=11,
                              help="Questions on other facts, used only to choose k and the epochs.")
-    options: int = options_field("the true one and distractors of the same attribute")
+    options: int = options_field("Candidate replies per question (the true one and distractors of the same attribute).")
     paraphrases: int = spec(2, "int", label="Training phrasings", unit="phrasings", min=1, max=3,
                             help="Question phrasings per fact the adapter is trained on.")
     max_epochs: int = epochs_tried_field(2, "questions")
-    learning_rate: float = learning_rate_field()
+    learning_rate: float = learning_rate_field(
+        "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
     max_k: int = spec(3, "int", label="Chunks tried", unit="chunks", min=1, max=8,
                       help="Chunks retrieved per question tried on the validation questions: 1 to this.")
-    seeds: int = seeds_field()
+    seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
     n_free_form: int = spec(100, "int", label="Free-form subset", unit="questions", min=0,
                             help="Test questions also answered free-form (generated, scored by the strict scorer).")
     max_new_tokens: int = answer_length_field()

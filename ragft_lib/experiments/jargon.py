@@ -57,14 +57,15 @@ class JargonSettings(SizedSettings):
     generator: str | None = generator_field()
     n_codes: int = spec(60, "int", label="Codes", unit="codes", min=6, max=960,
                         help="Codes in the invented code book (two test items and one validation item each).")
-    options: int = options_field("the true code and codes of the same division")
+    options: int = options_field("Candidate replies per question (the true code and codes of the same division).")
     max_shots: int = spec(8, "int", label="Shots tried", unit="examples", min=1, max=32,
                           help="Few-shot examples tried on the validation items: 1, 2, 4, ... up to this.")
     max_k: int = spec(3, "int", label="Entries tried", unit="entries", min=1, max=8,
                       help="Code book entries retrieved per item tried on the validation items: 1 to this.")
     max_epochs: int = epochs_tried_field(2, "items")
-    learning_rate: float = learning_rate_field()
-    seeds: int = seeds_field()
+    learning_rate: float = learning_rate_field(
+        "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+    seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the code book, the items, the options and the first adapter.")
 

@@ -43,26 +43,25 @@ def context_budget_field(default: int = 384) -> Any:
                 help="Most tokens of retrieved context in a RAG prompt.")
 
 
-def options_field(what: str) -> Any:
-    """The ``options`` field of a multiple-choice experiment (``what``: the true option and which distractors)."""
-    return spec(4, "int", label="Options", unit="options", min=2, max=8, help=f"Candidate replies per question ({what}).")
-
-
 def epochs_tried_field(default: int, items: str) -> Any:
     """The ``max_epochs`` field: adapter epochs 1..this are tried on the validation ``items``."""
     return spec(default, "int", label="Epochs tried", unit="epochs", min=1, max=6,
                 help=f"Adapter epochs tried on the validation {items}: 1 to this.")
 
 
-def learning_rate_field() -> Any:
-    """The ``learning_rate`` field of an experiment's adapter."""
-    return spec(3e-3, "number", label="Learning rate", min=0, min_exclusive=True, max=1,
-                help="Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+def learning_rate_field(help: str, default: float = 3e-3) -> Any:
+    """The adapter's ``learning_rate`` field (``help`` says where the value comes from)."""
+    return spec(default, "number", label="Learning rate", min=0, min_exclusive=True, max=1, help=help)
 
 
-def seeds_field() -> Any:
-    """The ``seeds`` field: training seeds of the adapter at the chosen epochs."""
-    return spec(3, "int", label="Seeds", unit="seeds", min=1, max=10, help="Training seeds of the adapter at the chosen epochs.")
+def options_field(help: str, default: int = 4) -> Any:
+    """The ``options`` field of a multiple-choice scoring: candidate replies per question."""
+    return spec(default, "int", label="Options", unit="options", min=2, max=8, help=help)
+
+
+def seeds_field(help: str, default: int = 3) -> Any:
+    """The ``seeds`` field: how many training seeds (``help`` says of which runs)."""
+    return spec(default, "int", label="Seeds", unit="seeds", min=1, max=10, help=help)
 
 
 @dataclass
