@@ -42,12 +42,12 @@ from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headl
 from .jargon import JARGON_SYSTEMS, JargonSettings, jargon, jargon_entry
 from .lab import Lab, stratified_sample
 from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
-from .learning_curve import LearningCurveSettings, learning_curve
+from .learning_curve import LearningCurveSettings, general_questions, learning_curve
 from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_latency, measured_latency
 from .new_knowledge import new_knowledge
 from .one_document import OneDocumentSettings, one_document_changes, one_document_compare
 from .result import ExperimentResult, summarise
-from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings
+from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings, SizedSettings
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
            "freshness", "freshness_at_scale", "FRESHNESS_SYSTEMS", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
@@ -59,4 +59,4 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
            "OneDocumentSettings", "one_document_changes", "one_document_compare",
            "JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry",
-           "LearningCurveSettings", "learning_curve"]
+           "LearningCurveSettings", "learning_curve", "general_questions", "SizedSettings"]

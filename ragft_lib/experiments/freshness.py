@@ -101,7 +101,7 @@ def freshness_at_scale(settings: "HeadlineSettings | None" = None, *, use_cache:
     right after the change, scored by log-likelihood like :func:`~ragft_lib.experiments.headline`.
 
     Protocol (fixed before scoring): every test fact of the headline run
-    (:func:`~ragft_lib.experiments.headline.headline_facts`) gets a new value — another value of the
+    (``headline_facts``) gets a new value — another value of the
     same attribute, drawn with the settings' seed — and the documents stating it are rewritten
     (:meth:`ragft_lib.datasets.World.with_changes`). Each question (the held-out phrasing) has
     ``options`` candidate replies: the new value, the old value, and other values of the attribute;
