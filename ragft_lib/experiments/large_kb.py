@@ -29,14 +29,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-from .._fields import spec, validate
+from .._fields import spec
 from ..errors import ConfigError
-from .cache import cached_json, content_key
+from .cache import cached_json
 from .lab import Lab, experiment_retrieval, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import CachedSettings, ExperimentSettings, context_budget_field, generator_field, seed_field
 
 __all__ = ["LargeKBSettings", "large_kb", "INDEXES", "kb_sizes", "kb_table", "kb_compare", "kb_latency"]
 
@@ -57,7 +57,7 @@ def kb_sizes(world_documents: int, largest: int) -> list[int]:
 
 
 @dataclass
-class LargeKBSettings:
+class LargeKBSettings(CachedSettings):
     """Sizes of the large-knowledge-base experiment, validated when built.
 
     >>> LargeKBSettings(n_questions=20)
@@ -90,16 +90,8 @@ class LargeKBSettings:
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the question samples and of the distractors.")
 
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        return content_key({"experiment": "large_kb", "version": _VERSION, **self.to_dict()})
+    EXPERIMENT: ClassVar[str] = "large_kb"
+    VERSION: ClassVar[int] = _VERSION
 
 
 def large_kb(settings: LargeKBSettings | None = None, *, use_cache: bool = True,

@@ -16,21 +16,21 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-from .._fields import spec, validate
+from .._fields import spec
 from ..errors import ConfigError
-from .cache import cached_json, content_key
+from .cache import cached_json
 from .lab import Lab, rag_prompts, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import CachedSettings, ExperimentSettings, context_budget_field, generator_field, seed_field
 
 __all__ = ["OneDocumentSettings", "one_document_changes", "one_document_compare"]
 _VERSION = 1
 
 
 @dataclass
-class OneDocumentSettings:
+class OneDocumentSettings(CachedSettings):
     """Sizes of the one-document-change experiment, validated when built.
 
     >>> OneDocumentSettings(n_changes=10)
@@ -49,16 +49,8 @@ class OneDocumentSettings:
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the facts changed, their new values and the options.")
 
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        return content_key({"experiment": "one_document", "version": _VERSION, **self.to_dict()})
+    EXPERIMENT: ClassVar[str] = "one_document"
+    VERSION: ClassVar[int] = _VERSION
 
 
 def one_document_changes(settings: OneDocumentSettings | None = None, *, use_cache: bool = True) -> ExperimentResult:

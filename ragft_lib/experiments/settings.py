@@ -10,7 +10,7 @@ from .._fields import seed_field, spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
-           "SizedSettings", "options_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
+           "SizedSettings", "CachedSettings", "options_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -149,18 +149,31 @@ class ExperimentSettings:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class SizedSettings:
-    """The methods an experiment's own settings dataclass shares with the others (``headline``,
-    ``jargon``): validation when built, the sizes for a model, and a cache key naming the
-    experiment (``EXPERIMENT``) and its protocol version (``VERSION``, bumped when the protocol
-    changes). The subclass is a dataclass with ``generator`` and ``learning_rate`` fields.
-    """
+class CachedSettings:
+    """The methods an experiment's own settings dataclass shares with the others: validation when
+    built, and a cache key naming the experiment (``EXPERIMENT``) and its protocol version
+    (``VERSION``, bumped when the protocol changes)."""
 
     EXPERIMENT: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def key(self) -> str:
+        """The content key of the experiment's cached result."""
+        from .cache import content_key
+
+        return content_key({"experiment": self.EXPERIMENT, "version": self.VERSION, **self.to_dict()})
+
+
+class SizedSettings(CachedSettings):
+    """:class:`CachedSettings` of an experiment that trains adapters (``headline``, ``jargon``): also
+    the sizes for a model. The subclass is a dataclass with ``generator`` and ``learning_rate`` fields.
+    """
 
     @classmethod
     def for_model(cls, generator: str | None = None, **overrides: Any) -> Any:
@@ -174,12 +187,3 @@ class SizedSettings:
         """
         lr = ExperimentSettings.for_model(generator).learning_rate
         return cls(**{"generator": generator, "learning_rate": lr, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    def key(self) -> str:
-        """The content key of the experiment's cached result."""
-        from .cache import content_key
-
-        return content_key({"experiment": self.EXPERIMENT, "version": self.VERSION, **self.to_dict()})
