@@ -47,7 +47,7 @@ from .latency import INTERACTIVE_SLOS, LATENCY_SYSTEMS, LatencyRun, measure_late
 from .new_knowledge import new_knowledge
 from .one_document import OneDocumentSettings, one_document_changes, one_document_compare
 from .result import ExperimentResult, summarise
-from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings, SizedSettings
+from .settings import APPROACHES_NEW_KNOWLEDGE, EXPERIMENTS_VERSION, JSON_SYSTEM, ExperimentSettings, SizedSettings, CachedSettings
 
 __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "stratified_sample", "new_knowledge",
            "freshness", "freshness_at_scale", "FRESHNESS_SYSTEMS", "consistency", "measure_latency", "measured_latency", "LatencyRun", "LATENCY_SYSTEMS",
@@ -59,4 +59,4 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
            "OneDocumentSettings", "one_document_changes", "one_document_compare",
            "JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry",
-           "LearningCurveSettings", "learning_curve", "general_questions", "SizedSettings"]
+           "LearningCurveSettings", "learning_curve", "general_questions", "SizedSettings", "CachedSettings"]
