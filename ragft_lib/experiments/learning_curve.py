@@ -38,13 +38,13 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from .._fields import spec, validate
+from .._fields import spec
 from ..errors import ConfigError, DataError
 from .cache import cached_json, content_key
 from .result import ExperimentResult, summarise
-from .settings import (ExperimentSettings, context_budget_field, generator_field, learning_rate_field, options_field,
+from .settings import (ExperimentSettings, SizedSettings, context_budget_field, generator_field, learning_rate_field, options_field,
                        seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +61,7 @@ _BATCH = 8
 
 
 @dataclass
-class LearningCurveSettings:
+class LearningCurveSettings(SizedSettings):
     """Sizes of the learning-curve experiment, validated when built.
 
     >>> LearningCurveSettings(max_pairs=50)
@@ -94,8 +94,11 @@ class LearningCurveSettings:
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the test sample, of the pair order, of the options and of the first adapter.")
 
+    EXPERIMENT: ClassVar[str] = "learning_curve"
+    VERSION: ClassVar[int] = _VERSION
+
     def __post_init__(self) -> None:
-        validate(self)
+        super().__post_init__()
         if self.max_pairs <= self.n_test:
             raise ConfigError(f"must be more than n_test ({self.n_test} pairs, one per test fact), got "
                               f"{self.max_pairs}", field="max_pairs")
@@ -107,30 +110,12 @@ class LearningCurveSettings:
             raise ConfigError(f"{self.n_sizes} distinct sizes do not fit between {self.n_test} and "
                               f"{self.max_pairs} pairs", field="n_sizes")
 
-    @classmethod
-    def for_model(cls, generator: str | None = None, **overrides: Any) -> "LearningCurveSettings":
-        """The sizes for ``generator``, with the learning rate of :meth:`ExperimentSettings.for_model`
-        (3e-3 for the packaged 135M model, 2e-4 for a 1.5B model on a GPU).
-
-        >>> LearningCurveSettings.for_model(None).learning_rate
-        0.003
-        """
-        lr = ExperimentSettings.for_model(generator).learning_rate
-        return cls(**{"generator": generator, "learning_rate": lr, **overrides})
-
     def sizes(self) -> list[int]:
         """The training-set sizes: ``n_sizes`` values evenly spaced on a log scale (rounded, distinct)."""
         ratio = self.max_pairs / self.n_test
         raw = [round(self.n_test * ratio ** (i / (self.n_sizes - 1))) for i in range(self.n_sizes)]
         return sorted(set(raw))
 
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        return content_key({"experiment": "learning_curve", "version": _VERSION, **self.to_dict()})
 
 
 # --------------------------------------------------------------------------------------------
