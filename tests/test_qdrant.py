@@ -100,7 +100,7 @@ def test_a_write_failing_half_way_is_undone(monkeypatch):
     rows[25] = ChunkRecord("c125", "d62", "text", "src.md", 0, 4, {"x": object()})
     # Sneak the bad payload past validation the way a server error would arrive: after the first batches.
     # (QdrantStore validates in ServerStore.replace, shared with PgVectorStore.)
-    import ragft_lib.stores._server as server
+    import ragft_lib.stores.server as server
 
     monkeypatch.setattr(server, "check_batch", lambda records, vectors, dim: np.asarray(vectors, dtype="float32"))
     with pytest.raises(StoreError, match="upsert failed"):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from .._fields import spec, validate
 from ..errors import ConfigError, StoreError
 from ._hnsw import ef_construction_spec, ef_search_spec, hnsw_m_spec
-from ._server import ServerStore, format_ids, redact_url, secrets_in
+from .server import ServerStore, format_ids, redact_url, secrets_in
 from .protocol import ChunkRecord
 
 if TYPE_CHECKING:  # pragma: no cover
