@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from .cache import cached_json
 from .lab import Lab, experiment_retrieval, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import CachedSettings, ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import (CachedSettings, ExperimentSettings, chunks_field, context_budget_field, generator_field, options_field,
+                       seed_field)
 
 __all__ = ["LargeKBSettings", "large_kb", "INDEXES", "kb_sizes", "kb_table", "kb_compare", "kb_latency"]
 
@@ -75,10 +76,9 @@ class LargeKBSettings(CachedSettings):
                             help="Questions that describe their entity instead of naming it, asked at every size.")
     n_validation: int = spec(50, "int", label="Validation questions", unit="questions", min=10,
                              help="Questions on other facts, used only to choose nprobe and ef_search.")
-    options: int = spec(4, "int", label="Options", unit="options", min=2, max=8,
-                        help="Candidate answers per question (the true one and values of the same attribute).")
-    k: int = spec(1, "int", label="Chunks in the prompt", unit="chunks", min=1, max=8,
-                  help="Retrieved chunks in the RAG prompt (the headline experiment's k, chosen on its validation questions).")
+    options: int = options_field("Candidate answers per question (the true one and values of the same attribute).")
+    k: int = chunks_field("Retrieved chunks in the RAG prompt (the headline experiment's k, chosen on its validation "
+                          "questions).")
     recall_k: int = spec(5, "int", label="Recall depth", unit="documents", min=1, max=10,
                          help="Depth of the retrieval recall reported beside recall@1.")
     target_recall: float = spec(0.95, "float", label="Target recall", min=0.5, max=1,

@@ -44,7 +44,7 @@ from .._fields import spec
 from ..errors import ConfigError, DataError
 from .cache import cached_json, content_key
 from .result import ExperimentResult, summarise
-from .settings import (ExperimentSettings, SizedSettings, context_budget_field, generator_field, learning_rate_field, options_field,
+from .settings import (ExperimentSettings, SizedSettings, chunks_field, context_budget_field, generator_field, learning_rate_field, options_field,
                        seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,8 +89,8 @@ class LearningCurveSettings(SizedSettings):
     n_general: int = spec(100, "int", label="General questions", unit="questions", min=4, max=300,
                           help="General-knowledge questions asked before and after training (forgetting).")
     options: int = options_field("Candidate replies per question (the true one and distractors of the same kind).")
-    k: int = spec(1, "int", label="Chunks (RAG line)", unit="chunks", min=1, max=8,
-                  help="Chunks retrieved per question for the RAG line (the headline's choice on its validation facts).")
+    k: int = chunks_field("Chunks retrieved per question for the RAG line (the headline's choice on its validation "
+                          "facts).")
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the test sample, of the pair order, of the options and of the first adapter.")
 

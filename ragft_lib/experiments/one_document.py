@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from .cache import cached_json
 from .lab import Lab, rag_prompts, stratified_sample
 from .result import ExperimentResult, summarise
-from .settings import CachedSettings, ExperimentSettings, context_budget_field, generator_field, seed_field
+from .settings import (CachedSettings, ExperimentSettings, chunks_field, context_budget_field, generator_field, options_field,
+                       seed_field)
 
 __all__ = ["OneDocumentSettings", "one_document_changes", "one_document_compare"]
 _VERSION = 1
@@ -42,10 +43,9 @@ class OneDocumentSettings(CachedSettings):
     generator: str | None = generator_field()
     n_changes: int = spec(120, "int", label="Changed facts", unit="facts", min=100, max=140,
                           help="Facts changed, one per entity (the world has 140 entities).")
-    options: int = spec(4, "int", label="Options", unit="options", min=3, max=8,
-                        help="Candidate answers per question: the new value, the old one and other values.")
-    k: int = spec(1, "int", label="Chunks in the prompt", unit="chunks", min=1, max=8,
-                  help="Retrieved chunks in the RAG prompt (the headline experiment's k).")
+    options: int = options_field("Candidate answers per question: the new value, the old one and other values.",
+                                 minimum=3)
+    k: int = chunks_field("Retrieved chunks in the RAG prompt (the headline experiment's k).")
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the facts changed, their new values and the options.")
 

@@ -10,7 +10,7 @@ from .._fields import seed_field, spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
-           "SizedSettings", "CachedSettings", "options_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
+           "SizedSettings", "CachedSettings", "options_field", "chunks_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -54,9 +54,15 @@ def learning_rate_field(help: str, default: float = 3e-3) -> Any:
     return spec(default, "number", label="Learning rate", min=0, min_exclusive=True, max=1, help=help)
 
 
-def options_field(help: str, default: int = 4) -> Any:
+def options_field(help: str, default: int = 4, minimum: int = 2) -> Any:
     """The ``options`` field of a multiple-choice scoring: candidate replies per question."""
-    return spec(default, "int", label="Options", unit="options", min=2, max=8, help=help)
+    return spec(default, "int", label="Options", unit="options", min=minimum, max=8, help=help)
+
+
+def chunks_field(help: str, default: int = 1) -> Any:
+    """The ``k`` field of an experiment's RAG prompt: retrieved chunks per question (``help`` says
+    where the value comes from)."""
+    return spec(default, "int", label="Chunks in the prompt", unit="chunks", min=1, max=8, help=help)
 
 
 def seeds_field(help: str, default: int = 3) -> Any:
