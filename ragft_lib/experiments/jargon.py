@@ -62,7 +62,7 @@ class JargonSettings(SizedSettings):
                           help="Few-shot examples tried on the validation items: 1, 2, 4, ... up to this.")
     max_k: int = spec(3, "int", label="Entries tried", unit="entries", min=1, max=8,
                       help="Code book entries retrieved per item tried on the validation items: 1 to this.")
-    max_epochs: int = epochs_tried_field(2, "items")
+    max_epochs: int = epochs_tried_field(6, "items")
     learning_rate: float = learning_rate_field(
         "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
     seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
