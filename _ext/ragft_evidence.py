@@ -91,12 +91,19 @@ def _pct(x: Any, metric: str) -> str:
     return f"{x:.0%}" if _share(metric) else _num(x)
 
 
+def _signed_pct(x: float) -> str:
+    """A signed percentage; one decimal where whole points would print a non-zero value as 0
+    (an interval ending at -0.3 % must not read "-0%", which hides that it excludes 0)."""
+    return f"{x:+.1%}" if x != 0 and round(abs(x) * 100) == 0 else f"{x:+.0%}"
+
+
 def _diff(e: dict[str, Any]) -> str:
     if e["difference"] is None:
         return ""
     lo, hi = e["ci"]
     if _share(e["metric"]):
-        return f"{e['difference']:+.0%} <span class='ragft-ci'>[{lo:+.0%}, {hi:+.0%}]</span>"
+        return (f"{_signed_pct(e['difference'])} <span class='ragft-ci'>[{_signed_pct(lo)}, "
+                f"{_signed_pct(hi)}]</span>")
     return f"{_num(e['difference'], True)} <span class='ragft-ci'>[{_num(lo, True)}, {_num(hi, True)}]</span>"
 
 

@@ -164,3 +164,16 @@ def test_glued_numbers_are_the_ledgers():
                 assert float(glued) == pytest.approx(want, rel=1e-9), (path.name, key)
             checked += 1
     assert checked > 0, "no chapter glues a ledger value into its prose"
+
+
+def test_scorecard_percentages_never_print_a_nonzero_bound_as_zero():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        from ragft_evidence import _diff, _signed_pct
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    assert _signed_pct(-0.003) == "-0.3%" and _signed_pct(0.0) == "+0%" and _signed_pct(-0.112) == "-11%"
+    cell = _diff({"difference": -0.05, "ci": (-0.112, -0.003), "metric": "accuracy (multiple choice)"})
+    assert "[-11%, -0.3%]" in cell and cell.startswith("-5%")
