@@ -143,11 +143,45 @@ def test_seeded_adapters_choose_epochs_on_validation_then_train_the_other_seeds(
     scores = {1: [True, False, False], 2: [True, True, False], 3: [True, True, False]}
     timings: dict = {}
     said = []
-    epochs, val, adapters = seeded_adapters(
+    chosen = seeded_adapters(
         "base", [{"prompt": "q", "completion": "a"}], max_epochs=3, seeds=3, seed=5, learning_rate=1e-3,
         max_length=32, validate=lambda g: scores[g[0]], timings=timings, say=said.append)
+    epochs, val, adapters = chosen.epochs, chosen.validation, chosen.adapters
+    assert chosen.learning_rate == 1e-3 and chosen.validation_lr == {1e-3: scores[2]}  # no other rate tried
     assert epochs == 2  # 2 and 3 tie on validation: the smaller wins
     assert val == scores and sorted(adapters) == [5, 6, 7]
     assert adapters == {5: (2, 5), 6: (2, 6), 7: (2, 7)}
     assert trained == [(1, 5), (2, 5), (3, 5), (2, 6), (2, 7)]  # the chosen first seed is not retrained
     assert timings["train_e3_s5_s"] == 1.5 and "epochs chosen on validation: 2" in said
+
+
+def test_seeded_adapters_then_choose_the_learning_rate_at_the_chosen_epochs(monkeypatch):
+    """Epochs first (at the given rate), then each extra rate at those epochs; ties keep the given rate."""
+    import ragft_lib.finetune as finetune
+    from ragft_lib.experiments.lab import seeded_adapters
+
+    trained = []
+
+    def fake_train(gen, examples, cfg, progress=False):
+        trained.append((cfg.epochs, cfg.seed, cfg.learning_rate))
+        return SimpleNamespace(generator=(cfg.epochs, cfg.seed, cfg.learning_rate),
+                               metrics=SimpleNamespace(wall_time_s=2.0))
+
+    monkeypatch.setattr(finetune, "train_or_load", fake_train)
+    right = {(1, 3e-3): 1, (2, 3e-3): 2, (2, 1e-3): 2, (2, 1e-2): 3}
+    timings: dict = {}
+    chosen = seeded_adapters(
+        "base", [{"prompt": "q", "completion": "a"}], max_epochs=2, seeds=2, seed=0, learning_rate=3e-3,
+        max_length=32, validate=lambda g: [True] * right[g[0], g[2]] + [False] * (4 - right[g[0], g[2]]),
+        timings=timings, say=lambda m: None, learning_rates=(1e-3, 3e-3, 1e-2))
+    assert chosen.epochs == 2 and chosen.learning_rate == 1e-2
+    assert {lr: sum(v) for lr, v in chosen.validation_lr.items()} == {3e-3: 2, 1e-3: 2, 1e-2: 3}
+    assert chosen.adapters == {0: (2, 0, 1e-2), 1: (2, 1, 1e-2)}
+    assert trained == [(1, 0, 3e-3), (2, 0, 3e-3), (2, 0, 1e-3), (2, 0, 1e-2), (2, 1, 1e-2)]
+    assert timings["train_e2_s0_lr0.01_s"] == 2.0 and timings["train_e2_s0_s"] == 2.0
+    right[2, 1e-2] = 2  # a tie between rates keeps the given one
+    tied = seeded_adapters(
+        "base", [{"prompt": "q", "completion": "a"}], max_epochs=2, seeds=1, seed=0, learning_rate=3e-3,
+        max_length=32, validate=lambda g: [True] * right[g[0], g[2]] + [False] * (4 - right[g[0], g[2]]),
+        timings={}, say=lambda m: None, learning_rates=(1e-3, 1e-2))
+    assert tied.learning_rate == 3e-3

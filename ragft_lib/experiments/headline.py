@@ -197,10 +197,11 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     # 2. epochs on validation (seed s.seed), then the other seeds at the chosen epochs.
     examples = fact_examples(list(test) + list(val), paraphrases=s.paraphrases)
 
-    epochs, val_e, adapters = seeded_adapters(
+    chosen = seeded_adapters(
         gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
         max_length=_MAX_LENGTH, validate=lambda g: mc_correct(g, closed["val"], items["val"]), timings=timings, say=say,
         progress=show)
+    epochs, val_e, adapters = chosen.epochs, chosen.validation, chosen.adapters
 
     rows: list[dict[str, Any]] = []
 

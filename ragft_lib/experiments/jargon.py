@@ -13,8 +13,10 @@ Protocol (fixed before any test item is scored):
    items as earlier turns), ``rag`` (the code book as documents, retrieved with the experiments'
    retriever), ``lora`` (an adapter trained on the training items), ``lora+rag``.
 4. Few-shot's number of shots (powers of two up to ``max_shots``), RAG's ``k`` (1..``max_k``) and
-   the adapter's epochs (1..``max_epochs``) are chosen on the validation items only (ties: the
-   smaller value) and frozen; the adapter is then trained with ``seeds`` seeds.
+   the adapter's epochs (1..``max_epochs``, at ``learning_rate``) are chosen on the validation items
+   only (ties: the smaller value), then its learning rate among ``learning_rate`` and the rates
+   ``lr_factor`` apart, at those epochs (ties: ``learning_rate``); all are frozen and the adapter
+   is then trained with ``seeds`` seeds.
 
 The frame has the columns of :func:`~ragft_lib.experiments.headline.headline`'s (``approach``,
 ``seed``, ``fact_id`` — here the item id —, ``attribute`` — the division —, ``scoring``,
@@ -64,7 +66,11 @@ class JargonSettings(SizedSettings):
                       help="Code book entries retrieved per item tried on the validation items: 1 to this.")
     max_epochs: int = epochs_tried_field(6, "items")
     learning_rate: float = learning_rate_field(
-        "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+        "Peak learning rate of the adapter: the epochs are chosen at it, then it and the rates lr_factor "
+        "apart are tried at those epochs on the validation items.")
+    lr_factor: float = spec(3.0, "number", label="Learning-rate factor", min=1, max=100,
+                            help="Learning rates tried at the chosen epochs: learning_rate divided and multiplied by "
+                                 "this (1: learning_rate only).")
     seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the code book, the items, the options and the first adapter.")
@@ -144,10 +150,13 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     examples = [{"prompt": it["prompt"], "completion": it["completion"]} for it in train]
 
     closed_val = closed(val)
-    epochs, val_e, adapters = seeded_adapters(
+    rates = sorted({float(f"{r:.6g}") for r in (s.learning_rate / s.lr_factor, s.learning_rate,
+                                                  s.learning_rate * s.lr_factor)})
+    chosen = seeded_adapters(
         gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
         max_length=96, validate=lambda g: mc_correct(g, closed_val, items["val"]), timings=timings, say=say,
-        progress=show)
+        progress=show, learning_rates=rates)
+    epochs, val_e, adapters = chosen.epochs, chosen.validation, chosen.adapters
 
     rows: list[dict[str, Any]] = []
 
@@ -172,11 +181,13 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     frame = pd.DataFrame(rows)
     tokens = {"closed-book": closed_test[0], "few-shot": few(test[:1], shots)[0], "rag": rag_test[0]}
     extra = {
-        "shots": shots, "k": k, "epochs": epochs, "n_codes": len(book), "n_test": len(test),
+        "shots": shots, "k": k, "epochs": epochs, "learning_rate": chosen.learning_rate, "n_codes": len(book),
+        "n_test": len(test),
         "n_validation": len(val), "training_examples": len(examples), "chance": 1 / s.options,
         "validation": {"shots": {str(n): acc(v) for n, v in val_shots.items()},
                        "k": {str(kk): acc(v) for kk, v in val_k.items()},
-                       "epochs": {str(e): acc(v) for e, v in val_e.items()}},
+                       "epochs": {str(e): acc(v) for e, v in val_e.items()},
+                       "learning_rate": {f"{lr:g}": acc(v) for lr, v in sorted(chosen.validation_lr.items())}},
         "seeds": sorted(adapters), "retrieval_recall": recall,
         "prompt_tokens": {name: gen.count_tokens(p) for name, p in tokens.items()},
         "example": {"test_case": test[0]["case"], "code": test[0]["code"], "code_book": book[test[0]["code"]].text,
@@ -199,7 +210,8 @@ def jargon_entry(result: ExperimentResult, a: str, b: str, *, id: str, claim: st
     x = result.extra
     metric = (f"accuracy (multiple choice by log-likelihood over {result.settings['options']} codes of one "
               "division; held-out case wordings)")
-    note = (f"{x['n_codes']} invented codes; {x['shots']} shots, k={x['k']} and {x['epochs']} epoch(s) chosen on "
+    lr = f", learning rate {x['learning_rate']:g}" if "learning_rate" in x else ""
+    note = (f"{x['n_codes']} invented codes; {x['shots']} shots, k={x['k']} and {x['epochs']} epoch(s){lr} chosen on "
             f"{x['n_validation']} validation items")
     cmp = compare_systems(result, a, b)
     if not isinstance(cmp, tuple):

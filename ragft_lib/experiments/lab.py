@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 from ..evaluate import answer_contained, citation_precision
 from .settings import ExperimentSettings
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models import Generator
 
 __all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows",
-           "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "adapter_config"]
+           "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "SeededAdapters", "adapter_config"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -213,32 +213,57 @@ def adapter_config(*, epochs: int, seed: int, learning_rate: float, max_length: 
                       batch_size=8, seed=seed)
 
 
+class SeededAdapters(NamedTuple):
+    """What :func:`seeded_adapters` chose on validation and trained."""
+
+    epochs: int
+    #: Validation outcomes per number of epochs (at the first learning rate).
+    validation: dict[int, list[bool]]
+    #: ``{seed: adapter}``, every seed at the chosen epochs and learning rate.
+    adapters: dict[int, Any]
+    learning_rate: float
+    #: Validation outcomes per learning rate (at the chosen epochs; only the first when none other was tried).
+    validation_lr: dict[float, list[bool]]
+
+
 def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epochs: int, seeds: int, seed: int,
                     learning_rate: float, max_length: int, validate: Callable[[Any], list[bool]],
                     timings: dict[str, float], say: Callable[[str], None] = print,
-                    progress: bool = False) -> tuple[int, dict[int, list[bool]], dict[int, Any]]:
+                    progress: bool = False, learning_rates: Sequence[float] = ()) -> SeededAdapters:
     """The adapters of an experiment, their epochs chosen on validation: LoRA (all modules, batch 8)
-    trained for 1..``max_epochs`` epochs with ``seed``, each scored by ``validate(adapter)``; the
-    epochs of :func:`best_on_validation`, then ``seeds - 1`` more seeds at those epochs. Training
-    times go into ``timings``. Returns ``(epochs, validation outcomes per epochs, {seed: adapter})``.
+    trained for 1..``max_epochs`` epochs with ``seed`` at ``learning_rate``, each scored by
+    ``validate(adapter)``; the epochs of :func:`best_on_validation`. Then each of ``learning_rates``
+    is tried at those epochs with ``seed`` (a coordinate search: epochs first, then the rate), and
+    the rate right most often on validation is kept (ties: ``learning_rate``). Then ``seeds - 1``
+    more seeds at the chosen epochs and rate. Training times go into ``timings``.
     """
     from ..finetune import train_or_load
 
-    def adapter(epochs: int, sd: int) -> Any:
-        cfg = adapter_config(epochs=epochs, seed=sd, learning_rate=learning_rate, max_length=max_length)
+    def adapter(epochs: int, sd: int, lr: float) -> Any:
+        cfg = adapter_config(epochs=epochs, seed=sd, learning_rate=lr, max_length=max_length)
         res = train_or_load(generator, list(examples), cfg, progress=progress)
-        timings[f"train_e{epochs}_s{sd}_s"] = res.metrics.wall_time_s
+        timings[f"train_e{epochs}_s{sd}_s" if lr == learning_rate else f"train_e{epochs}_s{sd}_lr{lr:g}_s"] = \
+            res.metrics.wall_time_s
         return res.generator
 
     val_e: dict[int, list[bool]] = {}
     first: dict[int, Any] = {}
     for e in range(1, max_epochs + 1):
-        first[e] = adapter(e, seed)
+        first[e] = adapter(e, seed, learning_rate)
         val_e[e] = validate(first[e])
         say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val_e[e]):.3f}")
     epochs = best_on_validation(val_e)
     say(f"epochs chosen on validation: {epochs}")
-    adapters = {seed: first[epochs]}
+    val_lr, by_lr = {learning_rate: val_e[epochs]}, {learning_rate: first[epochs]}
+    for lr in learning_rates:
+        if lr not in by_lr:
+            by_lr[lr] = adapter(epochs, seed, lr)
+            val_lr[lr] = validate(by_lr[lr])
+            say(f"learning rate {lr:g}: validation accuracy {sum(val_lr[lr]) / len(val_lr[lr]):.3f}")
+    lr = max(val_lr, key=lambda v: (sum(val_lr[v]), v == learning_rate))
+    if len(val_lr) > 1:
+        say(f"learning rate chosen on validation: {lr:g}")
+    adapters = {seed: by_lr[lr]}
     for i in range(1, seeds):
-        adapters[seed + i] = adapter(epochs, seed + i)
-    return epochs, val_e, adapters
+        adapters[seed + i] = adapter(epochs, seed + i, lr)
+    return SeededAdapters(epochs, val_e, adapters, lr, val_lr)
