@@ -131,7 +131,9 @@ def test_jargon_experiment_at_a_tiny_size(tmp_path, monkeypatch):
     assert (res.frame.groupby("approach").size() == 24).all()  # 12 codes x 2 test phrasings
     x = res.extra
     assert x["n_test"] == 24 and x["shots"] == 1 and x["k"] == 1 and x["epochs"] == 1
-    assert set(x["validation"]) == {"shots", "k", "epochs"}
+    assert set(x["validation"]) == {"shots", "k", "epochs", "learning_rate"}
+    assert list(x["validation"]["learning_rate"]) == ["0.001", "0.003", "0.009"]  # lr_factor 3 around 3e-3
+    assert f"{x['learning_rate']:g}" in x["validation"]["learning_rate"]
     assert 0 <= x["retrieval_recall"] <= 1
     assert x["prompt_tokens"]["few-shot"] > x["prompt_tokens"]["closed-book"]
     entry = jargon_entry(res, "lora", "few-shot", id="jargon-lora-vs-few-shot", claim="c")
