@@ -92,9 +92,11 @@ def _pct(x: Any, metric: str) -> str:
 
 
 def _signed_pct(x: float) -> str:
-    """A signed percentage; one decimal where whole points would print a non-zero value as 0
-    (an interval ending at -0.3 % must not read "-0%", which hides that it excludes 0)."""
-    return f"{x:+.1%}" if x != 0 and round(abs(x) * 100) == 0 else f"{x:+.0%}"
+    """A signed percentage, rounded as the chapters' summary sentences round it
+    (:func:`ragft_lib.evidence.signed_points`: -0.3 %, never a non-zero "-0%")."""
+    from ragft_lib.evidence import signed_points
+
+    return f"{signed_points(x)}%"
 
 
 def _diff(e: dict[str, Any]) -> str:

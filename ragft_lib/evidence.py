@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError
 
 __all__ = ["DIMENSIONS", "VERDICTS", "LEDGER_ENV", "MIN_N_ACCURACY", "FrameworkClaim", "FRAMEWORK", "Entry",
            "entry_from_comparison", "entry_from_interval", "not_measured", "record", "read_ledger",
-           "evidence_document", "summary_sentence", "glue", "glue_entry"]
+           "evidence_document", "signed_points", "summary_sentence", "glue", "glue_entry"]
 
 #: The framework's dimensions and cases an entry can belong to.
 DIMENSIONS = ("freshness", "cost", "latency", "data", "auditability", "knowledge-boundary", "format", "jargon",
@@ -314,6 +314,17 @@ def evidence_document(entries: Iterable[Entry], **about: Any) -> dict[str, Any]:
             "entries": [e.to_dict() for e in entries + missing]}
 
 
+def signed_points(share: float) -> str:
+    """A signed share in percentage points, whole points unless that would print a non-zero value
+    as 0: an interval ending at -0.3 points must not read "-0", which hides that it excludes 0.
+
+    >>> signed_points(0.2), signed_points(-0.003), signed_points(0.0), signed_points(-0.112)
+    ('+20', '-0.3', '+0', '-11')
+    """
+    points = 100 * share
+    return f"{points:+.1f}" if share != 0 and round(abs(points)) == 0 else f"{points:+.0f}"
+
+
 def summary_sentence(entry: Entry) -> str:
     """One sentence stating an entry's comparison with its interval and n, in the book's words.
 
@@ -331,7 +342,8 @@ def summary_sentence(entry: Entry) -> str:
         def v(x: float) -> str:
             return f"{x:.0%}".replace("%", " %")
         return (f"{entry.a} ({v(entry.value_a)}) {words} {entry.b} ({v(entry.value_b)}): difference "
-                f"{100 * entry.difference:+.0f} points, 95 % CI {100 * lo:+.0f} to {100 * hi:+.0f}, n = {entry.n}.")
+                f"{signed_points(entry.difference)} points, 95 % CI {signed_points(lo)} to {signed_points(hi)}, "
+                f"n = {entry.n}.")
     return (f"{entry.a} ({entry.value_a:,.3g}) {words} {entry.b} ({entry.value_b:,.3g}) on {entry.metric}: "
             f"difference {entry.difference:+,.3g}, 95 % CI {lo:+,.3g} to {hi:+,.3g}, n = {entry.n}.")
 
