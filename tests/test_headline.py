@@ -185,3 +185,52 @@ def test_seeded_adapters_then_choose_the_learning_rate_at_the_chosen_epochs(monk
         max_length=32, validate=lambda g: [True] * right[g[0], g[2]] + [False] * (4 - right[g[0], g[2]]),
         timings={}, say=lambda m: None, learning_rates=(1e-3, 1e-2))
     assert tied.learning_rate == 3e-3
+
+
+def test_seeded_adapters_then_choose_the_rank_at_the_chosen_epochs_and_rate(monkeypatch):
+    """The third coordinate: ranks at the chosen epochs and rate (alpha = 2 x rank); ties keep the given rank."""
+    import ragft_lib.finetune as finetune
+    from ragft_lib.experiments.lab import factor_grid, seeded_adapters
+
+    trained = []
+
+    def fake_train(gen, examples, cfg, progress=False):
+        trained.append((cfg.epochs, cfg.seed, cfg.learning_rate, cfg.r, cfg.alpha))
+        return SimpleNamespace(generator=(cfg.epochs, cfg.learning_rate, cfg.r), metrics=SimpleNamespace(wall_time_s=3.0))
+
+    monkeypatch.setattr(finetune, "train_or_load", fake_train)
+    right = {(1, 3e-3, 8): 1, (2, 3e-3, 8): 2, (2, 1e-3, 8): 1, (2, 9e-3, 8): 3, (2, 9e-3, 4): 3, (2, 9e-3, 16): 4}
+
+    def run(**kw):
+        return seeded_adapters(
+            "base", [{"prompt": "q", "completion": "a"}], max_epochs=2, seeds=2, seed=0, learning_rate=3e-3,
+            max_length=32, validate=lambda g: [True] * right[g] + [False] * (5 - right[g]), say=lambda m: None,
+            learning_rates=factor_grid(3e-3, 3), rank=8, ranks=factor_grid(8, 2, integer=True), **kw)
+
+    timings: dict = {}
+    chosen = run(timings=timings)
+    assert (chosen.epochs, chosen.learning_rate, chosen.rank) == (2, 9e-3, 16)
+    assert {r: sum(v) for r, v in chosen.validation_rank.items()} == {8: 3, 4: 3, 16: 4}
+    assert chosen.adapters == {0: (2, 9e-3, 16), 1: (2, 9e-3, 16)}
+    assert trained == [(1, 0, 3e-3, 8, 16), (2, 0, 3e-3, 8, 16), (2, 0, 1e-3, 8, 16), (2, 0, 9e-3, 8, 16),
+                       (2, 0, 9e-3, 4, 8), (2, 0, 9e-3, 16, 32), (2, 1, 9e-3, 16, 32)]
+    assert timings["train_e2_s0_lr0.009_r16_s"] == 3.0 and timings["train_e2_s0_s"] == 3.0
+    right[2, 9e-3, 16] = 3  # a tie between ranks keeps the given one, and the first seed is not retrained
+    trained.clear()
+    tied = run(timings={})
+    assert tied.rank == 8 and tied.adapters == {0: (2, 9e-3, 8), 1: (2, 9e-3, 8)}
+    assert trained[-1] == (2, 1, 9e-3, 8, 16)
+
+
+def test_headline_adapter_config_keeps_the_rank_8_key_and_takes_the_chosen_rate_and_rank():
+    """Adapters trained before the rank search (r=8, alpha=16 by default) keep their cache key."""
+    from ragft_lib.experiments.headline import HeadlineSettings, headline_adapter_config
+    from ragft_lib.finetune import LoRAConfig
+
+    s = HeadlineSettings()
+    assert headline_adapter_config(s, 2, 0) == LoRAConfig(target_modules="all", epochs=2, learning_rate=3e-3,
+                                                          max_length=72, batch_size=8, seed=0)
+    cfg = headline_adapter_config(s, 3, 1, learning_rate=1e-3, rank=16)
+    assert (cfg.epochs, cfg.seed, cfg.learning_rate, cfg.r, cfg.alpha) == (3, 1, 1e-3, 16, 32)
+    with pytest.raises(ConfigError, match="rank_factor"):
+        HeadlineSettings(rank_factor=0.5)

@@ -161,8 +161,9 @@ def _at_scale(s: "HeadlineSettings", progress: bool | None) -> ExperimentResult:
     from .result import summarise
 
     show = progress_enabled(True if progress is None else progress)
-    base = headline(s, progress=progress)  # k and epochs, chosen on validation there
+    base = headline(s, progress=progress)  # k, epochs, rate and rank: chosen on validation there
     k, epochs, seeds = int(base.extra["k"]), int(base.extra["epochs"]), list(base.extra["seeds"])
+    chosen = {"learning_rate": base.extra.get("learning_rate"), "rank": base.extra.get("rank")}  # on validation
     lab = Lab.get(ExperimentSettings(generator=s.generator))
     gen, world = lab.generator, lab.world
     test, val = headline_facts(s, world)
@@ -190,12 +191,13 @@ def _at_scale(s: "HeadlineSettings", progress: bool | None) -> ExperimentResult:
     add("rag (re-indexed)", -1, mc_choice(gen, fresh_rag, items))
     old_examples = fact_examples(list(test) + list(val), paraphrases=s.paraphrases)
     for seed in seeds:
-        g = train_or_load(gen, old_examples, headline_adapter_config(s, epochs, seed), progress=show).generator
+        g = train_or_load(gen, old_examples, headline_adapter_config(s, epochs, seed, **chosen), progress=show).generator
         add("lora-aug (not retrained)", seed, mc_choice(g, closed, items))
         if seed == seeds[0]:
             add("lora-aug+rag (not retrained, re-indexed)", seed, mc_choice(g, fresh_rag, items))
     new_examples = fact_examples([new_world.fact(f.id) for f in test] + list(val), paraphrases=s.paraphrases)
-    retrained = train_or_load(gen, new_examples, headline_adapter_config(s, epochs, seeds[0]), progress=show)
+    retrained = train_or_load(gen, new_examples, headline_adapter_config(s, epochs, seeds[0], **chosen),
+                              progress=show)
     timings["retrain_s"] = retrained.metrics.wall_time_s
     add("lora-aug (retrained)", seeds[0], mc_choice(retrained.generator, closed, items))
     timings["total_s"] = time.perf_counter() - t0
@@ -205,7 +207,7 @@ def _at_scale(s: "HeadlineSettings", progress: bool | None) -> ExperimentResult:
     summary["stale"] = summarise(frame, by=["approach", "seed"], value="stale")["accuracy"]
     costs = {"documents_reindexed": len(touched), "retrain_examples": len(new_examples),
              "retrain_steps": retrained.metrics.steps}
-    extra = {"k": k, "epochs": epochs, "seeds": seeds, "changed_facts": len(test), "chance": 1 / s.options,
+    extra = {"k": k, "epochs": epochs, **chosen, "seeds": seeds, "changed_facts": len(test), "chance": 1 / s.options,
              "speedup": timings["retrain_s"] / max(timings["index_update_s"], 1e-9),
              "example_change": {"fact_id": test[0].id, "question": questions[0], "old": test[0].answer,
                                 "new": changes[test[0].id]}}

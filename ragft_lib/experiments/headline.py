@@ -16,9 +16,13 @@ Protocol (fixed before any test question is scored):
    the world's attributes with ``seed`` (:func:`~ragft_lib.experiments.lab.stratified_sample`).
 2. The adapter learns every sampled fact (test and validation) from ``paraphrases`` question
    phrasings; the last phrasing of each fact is never trained on and is the question asked.
-3. ``k`` (chunks retrieved, 1..``max_k``) and the adapter's epochs (1..``max_epochs``) are chosen
-   by accuracy on the validation questions only (ties: the smaller value), and frozen.
-4. The adapter is trained with ``seeds`` seeds at the chosen epochs; every system answers the
+3. ``k`` (chunks retrieved, 1..``max_k``) is chosen by accuracy on the validation questions only
+   (ties: the smaller value); then the adapter's settings by a coordinate search on the same
+   questions: epochs (1..``max_epochs``, at ``learning_rate`` and ``rank``; ties: fewer), then the
+   learning rate (``learning_rate`` and the rates ``lr_factor`` apart, at those epochs; ties:
+   ``learning_rate``), then the rank (``rank`` and the ranks ``rank_factor`` apart; ties: ``rank``).
+   All are frozen before a test question is scored.
+4. The adapter is trained with ``seeds`` seeds at the chosen settings; every system answers the
    test questions; comparisons are paired on the same questions.
 """
 
@@ -30,10 +34,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from .._fields import spec
 from ..errors import ConfigError, DataError
-from .lab import Lab, adapter_config, best_on_validation, cached_experiment, rag_prompts, reporter, seeded_adapters, stratified_sample
+from .lab import (Lab, adapter_config, best_on_validation, cached_experiment, factor_grid, rag_prompts, reporter,
+                  seeded_adapters, stratified_sample)
 from .result import ExperimentResult, summarise
 from .settings import (ExperimentSettings, SizedSettings, answer_length_field, context_budget_field, epochs_tried_field,
-                       generator_field, learning_rate_field, options_field, seed_field, seeds_field)
+                       generator_field, learning_rate_field, lr_factor_field, options_field, rank_factor_field,
+                       rank_field, seed_field, seeds_field)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -63,13 +69,18 @@ class HeadlineSettings(SizedSettings):
     n_test: int = spec(200, "int", label="Test questions", unit="questions", min=100,
                        help="Held-out questions every system answers (the book's headline needs >= 200).")
     n_validation: int = spec(44, "int", label="Validation questions", unit="questions", min=11,
-                             help="Questions on other facts, used only to choose k and the epochs.")
+                             help="Questions on other facts, used only to choose k and the adapter's "
+                                  "epochs, learning rate and rank.")
     options: int = options_field("Candidate replies per question (the true one and distractors of the same attribute).")
     paraphrases: int = spec(2, "int", label="Training phrasings", unit="phrasings", min=1, max=3,
                             help="Question phrasings per fact the adapter is trained on.")
-    max_epochs: int = epochs_tried_field(2, "questions")
+    max_epochs: int = epochs_tried_field(3, "questions")
     learning_rate: float = learning_rate_field(
-        "Peak learning rate of the adapter (the experiments' value, not re-tuned here).")
+        "Peak learning rate of the adapter: the epochs are chosen at it, then it and the rates lr_factor "
+        "apart are tried at those epochs on the validation questions.")
+    lr_factor: float = lr_factor_field()
+    rank: int = rank_field()
+    rank_factor: float = rank_factor_field()
     max_k: int = spec(3, "int", label="Chunks tried", unit="chunks", min=1, max=8,
                       help="Chunks retrieved per question tried on the validation questions: 1 to this.")
     seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
@@ -143,9 +154,12 @@ def headline_facts(s: HeadlineSettings, world: Any) -> tuple[list[Any], list[Any
     return test, val
 
 
-def headline_adapter_config(s: HeadlineSettings, epochs: int, seed: int) -> Any:
-    """The LoRA configuration of the headline's adapter (``epochs`` and ``seed`` vary)."""
-    return adapter_config(epochs=epochs, seed=seed, learning_rate=s.learning_rate, max_length=_MAX_LENGTH)
+def headline_adapter_config(s: HeadlineSettings, epochs: int, seed: int, *, learning_rate: float | None = None,
+                            rank: int | None = None) -> Any:
+    """The LoRA configuration of the headline's adapter: ``epochs``, ``seed`` and the rate and rank
+    chosen on validation (``result.extra["learning_rate"]``, ``["rank"]``; default: the settings')."""
+    return adapter_config(epochs=epochs, seed=seed, learning_rate=s.learning_rate if learning_rate is None else learning_rate,
+                          max_length=_MAX_LENGTH, rank=s.rank if rank is None else rank)
 
 
 def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True,
@@ -155,7 +169,8 @@ def headline(settings: HeadlineSettings | None = None, *, use_cache: bool = True
     ``frame`` has one row per (system, seed, question, scoring): ``approach``, ``seed`` (-1 for
     the systems without training), ``fact_id``, ``attribute``, ``scoring`` (``"mc"`` or
     ``"free-form"``) and ``correct``; ``extra["validation"]`` holds the validation accuracies
-    behind the chosen ``k`` and epochs.
+    behind the chosen ``k``, epochs, learning rate and rank (``extra["k"]``, ``["epochs"]``,
+    ``["learning_rate"]``, ``["rank"]``).
 
     >>> res = headline()                                  # doctest: +SKIP
     >>> compare_systems(res, "rag", "lora-aug").words()   # doctest: +SKIP
@@ -200,7 +215,8 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     chosen = seeded_adapters(
         gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
         max_length=_MAX_LENGTH, validate=lambda g: mc_correct(g, closed["val"], items["val"]), timings=timings, say=say,
-        progress=show)
+        progress=show, learning_rates=factor_grid(s.learning_rate, s.lr_factor), rank=s.rank,
+        ranks=factor_grid(s.rank, s.rank_factor, integer=True))
     epochs, val_e, adapters = chosen.epochs, chosen.validation, chosen.adapters
 
     rows: list[dict[str, Any]] = []
@@ -246,8 +262,11 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     n_val = len(val)
     extra = {
         "k": k, "epochs": epochs, "n_validation": n_val, "n_test": len(test),
+        "learning_rate": chosen.learning_rate, "rank": chosen.rank,
         "validation": {"k": {str(kk): sum(v) / n_val for kk, v in val_k.items()},
-                       "epochs": {str(e): sum(v) / n_val for e, v in val_e.items()}},
+                       "epochs": {str(e): sum(v) / n_val for e, v in val_e.items()},
+                       "learning_rate": {f"{lr:g}": sum(v) / n_val for lr, v in chosen.validation_lr.items()},
+                       "rank": {str(r): sum(v) / n_val for r, v in chosen.validation_rank.items()}},
         "seeds": sorted(adapters), "training_examples": len(examples), "chance": 1 / s.options,
         "attributes": sorted({f.attribute for f in test}),
     }

@@ -33,10 +33,10 @@ from typing import Any, ClassVar, Sequence
 
 from .._fields import spec
 from .headline import compare_systems, mc_correct
-from .lab import Lab, best_on_validation, cached_experiment, rag_prompts, reporter, seeded_adapters
+from .lab import Lab, best_on_validation, cached_experiment, factor_grid, rag_prompts, reporter, seeded_adapters
 from .result import ExperimentResult, summarise
 from .settings import (ExperimentSettings, SizedSettings, context_budget_field, epochs_tried_field, generator_field,
-                       learning_rate_field, options_field, seed_field, seeds_field)
+                       learning_rate_field, lr_factor_field, options_field, seed_field, seeds_field)
 
 __all__ = ["JargonSettings", "jargon", "JARGON_SYSTEMS", "jargon_entry"]
 
@@ -68,9 +68,7 @@ class JargonSettings(SizedSettings):
     learning_rate: float = learning_rate_field(
         "Peak learning rate of the adapter: the epochs are chosen at it, then it and the rates lr_factor "
         "apart are tried at those epochs on the validation items.")
-    lr_factor: float = spec(3.0, "number", label="Learning-rate factor", min=1, max=100,
-                            help="Learning rates tried at the chosen epochs: learning_rate divided and multiplied by "
-                                 "this (1: learning_rate only).")
+    lr_factor: float = lr_factor_field()
     seeds: int = seeds_field("Training seeds of the adapter at the chosen epochs.")
     context_tokens: int = context_budget_field()
     seed: int = seed_field("Seed of the code book, the items, the options and the first adapter.")
@@ -150,8 +148,7 @@ def _run(s: JargonSettings, progress: bool | None) -> ExperimentResult:
     examples = [{"prompt": it["prompt"], "completion": it["completion"]} for it in train]
 
     closed_val = closed(val)
-    rates = sorted({float(f"{r:.6g}") for r in (s.learning_rate / s.lr_factor, s.learning_rate,
-                                                  s.learning_rate * s.lr_factor)})
+    rates = factor_grid(s.learning_rate, s.lr_factor)
     chosen = seeded_adapters(
         gen, examples, max_epochs=s.max_epochs, seeds=s.seeds, seed=s.seed, learning_rate=s.learning_rate,
         max_length=96, validate=lambda g: mc_correct(g, closed_val, items["val"]), timings=timings, say=say,

@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models import Generator
 
 __all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows",
-           "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "SeededAdapters", "adapter_config"]
+           "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "SeededAdapters", "adapter_config",
+           "factor_grid"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -203,67 +204,99 @@ def best_on_validation(outcomes: Mapping[int, Sequence[bool]]) -> int:
     return max(outcomes, key=lambda v: (sum(outcomes[v]), -v))
 
 
-def adapter_config(*, epochs: int, seed: int, learning_rate: float, max_length: int) -> Any:
-    """The LoRA configuration of the experiments' seeded adapters (all modules, batch 8): one place,
-    so an experiment that reloads another's adapters (freshness at scale reuses the headline's)
-    builds the same cache key."""
+def adapter_config(*, epochs: int, seed: int, learning_rate: float, max_length: int, rank: int = 8) -> Any:
+    """The LoRA configuration of the experiments' seeded adapters (all modules, batch 8, alpha = 2 x
+    ``rank``): one place, so an experiment that reloads another's adapters (freshness at scale
+    reuses the headline's) builds the same cache key."""
     from ..finetune import LoRAConfig
 
     return LoRAConfig(target_modules="all", epochs=epochs, learning_rate=learning_rate, max_length=max_length,
-                      batch_size=8, seed=seed)
+                      batch_size=8, seed=seed, r=rank, alpha=2 * rank)
+
+
+def factor_grid(value: float, factor: float, *, integer: bool = False) -> list[float]:
+    """``value`` and the values ``factor`` apart (divided and multiplied), sorted: the grid a
+    coordinate search tries for a learning rate or a LoRA rank. ``factor`` 1 gives ``value`` alone.
+
+    >>> factor_grid(3e-3, 3)
+    [0.001, 0.003, 0.009]
+    >>> factor_grid(8, 2, integer=True)
+    [4, 8, 16]
+    """
+    if integer:
+        return sorted({max(1, round(value / factor)), int(value), round(value * factor)})
+    return sorted({float(f"{v:.6g}") for v in (value / factor, value, value * factor)})
 
 
 class SeededAdapters(NamedTuple):
     """What :func:`seeded_adapters` chose on validation and trained."""
 
     epochs: int
-    #: Validation outcomes per number of epochs (at the first learning rate).
+    #: Validation outcomes per number of epochs (at the first learning rate and rank).
     validation: dict[int, list[bool]]
-    #: ``{seed: adapter}``, every seed at the chosen epochs and learning rate.
+    #: ``{seed: adapter}``, every seed at the chosen epochs, learning rate and rank.
     adapters: dict[int, Any]
     learning_rate: float
     #: Validation outcomes per learning rate (at the chosen epochs; only the first when none other was tried).
     validation_lr: dict[float, list[bool]]
+    rank: int = 8
+    #: Validation outcomes per LoRA rank (at the chosen epochs and rate; only the first when none other was tried).
+    validation_rank: Mapping[int, list[bool]] = {}
 
 
 def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epochs: int, seeds: int, seed: int,
                     learning_rate: float, max_length: int, validate: Callable[[Any], list[bool]],
                     timings: dict[str, float], say: Callable[[str], None] = print,
-                    progress: bool = False, learning_rates: Sequence[float] = ()) -> SeededAdapters:
-    """The adapters of an experiment, their epochs chosen on validation: LoRA (all modules, batch 8)
-    trained for 1..``max_epochs`` epochs with ``seed`` at ``learning_rate``, each scored by
-    ``validate(adapter)``; the epochs of :func:`best_on_validation`. Then each of ``learning_rates``
-    is tried at those epochs with ``seed`` (a coordinate search: epochs first, then the rate), and
-    the rate right most often on validation is kept (ties: ``learning_rate``). Then ``seeds - 1``
-    more seeds at the chosen epochs and rate. Training times go into ``timings``.
+                    progress: bool = False, learning_rates: Sequence[float] = (), rank: int = 8,
+                    ranks: Sequence[int] = ()) -> SeededAdapters:
+    """The adapters of an experiment, chosen on validation by a coordinate search: LoRA (all
+    modules, batch 8, :func:`adapter_config`) trained for 1..``max_epochs`` epochs with ``seed`` at
+    ``learning_rate`` and ``rank``, each scored by ``validate(adapter)``; the epochs of
+    :func:`best_on_validation`. Then each of ``learning_rates`` at those epochs (ties keep
+    ``learning_rate``); then each of ``ranks`` at those epochs and that rate (ties keep ``rank``).
+    Then ``seeds - 1`` more seeds at the chosen epochs, rate and rank. Training times go into
+    ``timings``. A coordinate search, not a grid: it trains ``max_epochs + len(learning_rates) +
+    len(ranks)`` adapters where the grid would train their product.
     """
     from ..finetune import train_or_load
 
-    def adapter(epochs: int, sd: int, lr: float) -> Any:
-        cfg = adapter_config(epochs=epochs, seed=sd, learning_rate=lr, max_length=max_length)
+    def adapter(epochs: int, sd: int, lr: float, r: int) -> Any:
+        cfg = adapter_config(epochs=epochs, seed=sd, learning_rate=lr, max_length=max_length, rank=r)
         res = train_or_load(generator, list(examples), cfg, progress=progress)
-        timings[f"train_e{epochs}_s{sd}_s" if lr == learning_rate else f"train_e{epochs}_s{sd}_lr{lr:g}_s"] = \
-            res.metrics.wall_time_s
+        name = f"train_e{epochs}_s{sd}" + ("" if lr == learning_rate else f"_lr{lr:g}") + \
+            ("" if r == rank else f"_r{r}")
+        timings[f"{name}_s"] = res.metrics.wall_time_s
         return res.generator
+
+    def score(what: str, g: Any) -> list[bool]:
+        right = validate(g)
+        say(f"{what}: validation accuracy {sum(right) / len(right):.3f}")
+        return right
 
     val_e: dict[int, list[bool]] = {}
     first: dict[int, Any] = {}
     for e in range(1, max_epochs + 1):
-        first[e] = adapter(e, seed, learning_rate)
-        val_e[e] = validate(first[e])
-        say(f"epochs {e}: validation accuracy {sum(val_e[e]) / len(val_e[e]):.3f}")
+        first[e] = adapter(e, seed, learning_rate, rank)
+        val_e[e] = score(f"epochs {e}", first[e])
     epochs = best_on_validation(val_e)
     say(f"epochs chosen on validation: {epochs}")
     val_lr, by_lr = {learning_rate: val_e[epochs]}, {learning_rate: first[epochs]}
     for lr in learning_rates:
         if lr not in by_lr:
-            by_lr[lr] = adapter(epochs, seed, lr)
-            val_lr[lr] = validate(by_lr[lr])
-            say(f"learning rate {lr:g}: validation accuracy {sum(val_lr[lr]) / len(val_lr[lr]):.3f}")
+            by_lr[lr] = adapter(epochs, seed, lr, rank)
+            val_lr[lr] = score(f"learning rate {lr:g}", by_lr[lr])
     lr = max(val_lr, key=lambda v: (sum(val_lr[v]), v == learning_rate))
     if len(val_lr) > 1:
         say(f"learning rate chosen on validation: {lr:g}")
-    adapters = {seed: by_lr[lr]}
+    val_r, by_r = {rank: val_lr[lr]}, {rank: by_lr[lr]}
+    for r in ranks:
+        if r not in by_r:
+            by_r[r] = adapter(epochs, seed, lr, r)
+            val_r[r] = score(f"rank {r}", by_r[r])
+    chosen_rank = max(val_r, key=lambda v: (sum(val_r[v]), v == rank))
+    if len(val_r) > 1:
+        say(f"rank chosen on validation: {chosen_rank}")
+    adapters = {seed: by_r[chosen_rank]}
     for i in range(1, seeds):
-        adapters[seed + i] = adapter(epochs, seed + i, lr)
-    return SeededAdapters(epochs, val_e, adapters, lr, val_lr)
+        adapters[seed + i] = adapter(epochs, seed + i, lr, chosen_rank)
+    return SeededAdapters(epochs, val_e, adapters, lr, val_lr, chosen_rank, val_r)

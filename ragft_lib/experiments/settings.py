@@ -10,7 +10,8 @@ from .._fields import seed_field, spec, validate
 from ..vocabulary import NEW_KNOWLEDGE_SYSTEMS
 
 __all__ = ["EXPERIMENTS_VERSION", "EXPERIMENT_VERSIONS", "APPROACHES_NEW_KNOWLEDGE", "JSON_SYSTEM", "ExperimentSettings",
-           "SizedSettings", "CachedSettings", "options_field", "chunks_field", "epochs_tried_field", "learning_rate_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
+           "SizedSettings", "CachedSettings", "options_field", "chunks_field", "epochs_tried_field", "learning_rate_field", "lr_factor_field",
+           "rank_field", "rank_factor_field", "seeds_field", "generator_field", "answer_length_field", "context_budget_field", "seed_field"]
 
 
 #: Bumped whenever a change alters results: cached results of older versions are not reused.
@@ -52,6 +53,27 @@ def epochs_tried_field(default: int, items: str) -> Any:
 def learning_rate_field(help: str, default: float = 3e-3) -> Any:
     """The adapter's ``learning_rate`` field (``help`` says where the value comes from)."""
     return spec(default, "number", label="Learning rate", min=0, min_exclusive=True, max=1, help=help)
+
+
+def lr_factor_field(default: float = 3.0) -> Any:
+    """The ``lr_factor`` field: learning rates tried at the chosen epochs, the given one and the
+    rates this factor apart (:func:`~ragft_lib.experiments.lab.factor_grid`)."""
+    return spec(default, "number", label="Learning-rate factor", min=1, max=100,
+                help="Learning rates tried at the chosen epochs: learning_rate divided and multiplied by "
+                     "this (1: learning_rate only).")
+
+
+def rank_field(default: int = 8) -> Any:
+    """The ``rank`` field: the LoRA rank the epochs and learning rate are chosen at."""
+    return spec(default, "int", label="LoRA rank", min=1, max=256,
+                help="LoRA rank (alpha = 2 x rank) the epochs and learning rate are chosen at.")
+
+
+def rank_factor_field(default: float = 2.0) -> Any:
+    """The ``rank_factor`` field: LoRA ranks tried at the chosen epochs and learning rate."""
+    return spec(default, "number", label="Rank factor", min=1, max=16,
+                help="LoRA ranks tried at the chosen epochs and learning rate: rank divided and multiplied by "
+                     "this (1: rank only).")
 
 
 def options_field(help: str, default: int = 4, minimum: int = 2) -> Any:
