@@ -14,7 +14,10 @@ from .settings import APPROACHES_NEW_KNOWLEDGE, ExperimentSettings
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import Generator
 
-__all__ = ["new_knowledge"]
+__all__ = ["new_knowledge", "AUG_PARAPHRASES"]
+
+#: Question phrasings per fact of the paraphrase-augmented adapter (``lora-aug``) in this experiment.
+AUG_PARAPHRASES = 3
 
 
 def new_knowledge(settings: ExperimentSettings | None = None, *, approaches: Sequence[str] = APPROACHES_NEW_KNOWLEDGE,
@@ -70,12 +73,12 @@ def _new_knowledge(s: ExperimentSettings, approaches: tuple[str, ...]) -> Experi
         elif approach in ("rag", "lora-aug+rag"):
             g = gen
             if approach == "lora-aug+rag":
-                g = adapters["lora-aug"].generator if "lora-aug" in adapters else train("lora-aug", fact_examples(facts, paraphrases=3))
+                g = adapters["lora-aug"].generator if "lora-aug" in adapters else train("lora-aug", fact_examples(facts, paraphrases=AUG_PARAPHRASES))
             prompts, cited, rsec = rag_prompts(g, retriever, questions, s.k, s.context_tokens)
             preds, sec = timed(lambda: g.generate(prompts, max_new_tokens=s.max_new_tokens))
             rows += answer_rows(approach, facts, questions, golds, preds, sec + sum(rsec), [count(p) for p in prompts], cited)
         elif approach in ("lora", "lora-aug"):
-            g = train(approach, fact_examples(facts, paraphrases=1 if approach == "lora" else 3))
+            g = train(approach, fact_examples(facts, paraphrases=1 if approach == "lora" else AUG_PARAPHRASES))
             preds, sec = chat(g, questions)
             rows += answer_rows(approach, facts, questions, golds, preds, sec, [count(g.format_prompt(q)) for q in questions])
         elif approach == "raft+rag":
