@@ -280,23 +280,25 @@ def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epoc
         val_e[e] = score(f"epochs {e}", first[e])
     epochs = best_on_validation(val_e)
     say(f"epochs chosen on validation: {epochs}")
-    val_lr, by_lr = {learning_rate: val_e[epochs]}, {learning_rate: first[epochs]}
-    for lr in learning_rates:
-        if lr not in by_lr:
-            by_lr[lr] = adapter(epochs, seed, lr, rank)
-            val_lr[lr] = score(f"learning rate {lr:g}", by_lr[lr])
-    lr = max(val_lr, key=lambda v: (sum(val_lr[v]), v == learning_rate))
-    if len(val_lr) > 1:
-        say(f"learning rate chosen on validation: {lr:g}")
-    val_r, by_r = {rank: val_lr[lr]}, {rank: by_lr[lr]}
-    for r in ranks:
-        if r not in by_r:
-            by_r[r] = adapter(epochs, seed, lr, r)
-            val_r[r] = score(f"rank {r}", by_r[r])
-    chosen_rank = max(val_r, key=lambda v: (sum(val_r[v]), v == rank))
-    if len(val_r) > 1:
-        say(f"rank chosen on validation: {chosen_rank}")
-    adapters = {seed: by_r[chosen_rank]}
+
+    def coordinate(name: str, start: Any, values: Sequence[Any], train: Callable[[Any], Any],
+                   at_start: tuple[list[bool], Any]) -> tuple[Any, dict[Any, list[bool]], Any]:
+        """One coordinate of the search: ``start`` (already trained and scored) and each of ``values``;
+        the value right most often on validation (ties: ``start``), its outcomes and its adapter."""
+        outcomes, trained = {start: at_start[0]}, {start: at_start[1]}
+        for v in values:
+            if v not in trained:
+                trained[v] = train(v)
+                outcomes[v] = score(f"{name} {v:g}", trained[v])
+        best = max(outcomes, key=lambda v: (sum(outcomes[v]), v == start))
+        if len(outcomes) > 1:
+            say(f"{name} chosen on validation: {best:g}")
+        return best, outcomes, trained[best]
+
+    lr, val_lr, g = coordinate("learning rate", learning_rate, learning_rates,
+                               lambda v: adapter(epochs, seed, v, rank), (val_e[epochs], first[epochs]))
+    chosen_rank, val_r, g = coordinate("rank", rank, ranks, lambda v: adapter(epochs, seed, lr, v), (val_lr[lr], g))
+    adapters = {seed: g}
     for i in range(1, seeds):
         adapters[seed + i] = adapter(epochs, seed + i, lr, chosen_rank)
     return SeededAdapters(epochs, val_e, adapters, lr, val_lr, chosen_rank, val_r)
