@@ -37,8 +37,9 @@ from .cache import cached_json, cached_result, content_key, result_path
 from .consistency import consistency
 from .context import ContextTokens, measured_context_tokens, measured_few_shot_tokens
 from .decision import decision_from_measurement
+from .form import FORM_SYSTEMS, FormSettings, form_task
 from .freshness import FRESHNESS_SYSTEMS, freshness, freshness_at_scale
-from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, headline, per_question
+from .headline import HEADLINE_SYSTEMS, HeadlineSettings, compare_systems, comparison_entry, headline, per_question
 from .jargon import JARGON_SYSTEMS, JargonSettings, jargon, jargon_entry
 from .lab import Lab, stratified_sample
 from .large_kb import LargeKBSettings, kb_compare, kb_latency, kb_table, large_kb
@@ -54,7 +55,8 @@ __all__ = ["ExperimentSettings", "ExperimentResult", "Lab", "summarise", "strati
            "INTERACTIVE_SLOS", "decision_from_measurement", "APPROACHES_NEW_KNOWLEDGE",
            "EXPERIMENTS_VERSION", "JSON_SYSTEM", "ContextTokens", "measured_context_tokens", "measured_few_shot_tokens",
            "content_key", "result_path", "cached_json", "cached_result",
-           "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems",
+           "HeadlineSettings", "headline", "HEADLINE_SYSTEMS", "per_question", "compare_systems", "comparison_entry",
+           "FormSettings", "form_task", "FORM_SYSTEMS",
            "BOUNDARY_SYSTEMS", "knowledge_boundary", "outcome_table",
            "LargeKBSettings", "large_kb", "kb_table", "kb_compare", "kb_latency",
            "OneDocumentSettings", "one_document_changes", "one_document_compare",

@@ -274,11 +274,11 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
 
 
 def per_question(result: ExperimentResult, approach: str, *, scoring: str = "mc", seed: int | None = None,
-                 field: str = "approach") -> "pd.Series":
-    """Correctness per test question of ``approach``, indexed by ``fact_id``: averaged over the
-    adapter's seeds (0, 1/3, 2/3 or 1 with three seeds; 0 or 1 for the systems without training),
-    or of one ``seed`` only (ignored for systems without training). ``field`` names the argument
-    in the error raised when there are no such rows."""
+                 field: str = "approach", value: str = "correct") -> "pd.Series":
+    """Correctness (the column ``value``) per test question of ``approach``, indexed by
+    ``fact_id``: averaged over the adapter's seeds (0, 1/3, 2/3 or 1 with three seeds; 0 or 1 for
+    the systems without training), or of one ``seed`` only (ignored for systems without training).
+    ``field`` names the argument in the error raised when there are no such rows."""
     f = result.frame
     f = f[(f["approach"] == approach) & (f["scoring"] == scoring)]
     if seed is not None and (f["seed"] >= 0).any():
@@ -286,44 +286,54 @@ def per_question(result: ExperimentResult, approach: str, *, scoring: str = "mc"
     if f.empty:
         raise ConfigError(f"no {scoring!r} rows of approach {approach!r}" + (f" for seed {seed}" if seed is not None else ""),
                           field=field)
-    return f.groupby("fact_id", sort=False)["correct"].mean()
+    if value not in f.columns:
+        raise ConfigError(f"the result has no column {value!r}; it has {sorted(f.columns)}", field="value")
+    return f.groupby("fact_id", sort=False)[value].mean()
 
 
 def compare_systems(result: ExperimentResult, a: str, b: str, *, seed: int | None = None,
-                    scoring: str = "mc") -> "PairedComparison | tuple[float, float, float]":
+                    scoring: str = "mc", value: str = "correct") -> "PairedComparison | tuple[float, float, float]":
     """``a`` against ``b`` on the same test questions.
 
     With ``seed`` (or when neither system was trained): an exact paired comparison of the two
-    0/1 outcomes (:func:`~ragft_lib.evaluate.paired_compare`). Without ``seed``: the difference of
-    the seed-averaged accuracies with a paired bootstrap 95 % interval over questions,
-    ``(difference, low, high)`` (:func:`~ragft_lib.evaluate.paired_bootstrap_ci`).
+    0/1 outcomes (:func:`~ragft_lib.evaluate.paired_compare`). Without ``seed``, or when ``value``
+    is not 0/1 (e.g. a share of fields right): the difference of the (seed-averaged) means with a
+    paired bootstrap 95 % interval over questions, ``(difference, low, high)``
+    (:func:`~ragft_lib.evaluate.paired_bootstrap_ci`).
     """
     from ..evaluate import paired_bootstrap_ci, paired_compare
 
-    xa = per_question(result, a, scoring=scoring, seed=seed, field="a")
-    xb = per_question(result, b, scoring=scoring, seed=seed, field="b")
+    xa = per_question(result, a, scoring=scoring, seed=seed, field="a", value=value)
+    xb = per_question(result, b, scoring=scoring, seed=seed, field="b", value=value)
     shared = [q for q in xa.index if q in xb.index]
     va, vb = [float(xa[q]) for q in shared], [float(xb[q]) for q in shared]
     binary = all(v in (0.0, 1.0) for v in va + vb)
     if binary:
         return paired_compare([bool(v) for v in va], [bool(v) for v in vb], a=a, b=b)
-    return paired_bootstrap_ci(va, vb)
+    d, lo, hi = paired_bootstrap_ci(va, vb)
+    # the percentile interval can miss d by a rounding error when every difference is equal
+    return d, min(lo, d), max(hi, d)
 
 
 def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimension: str, chapter: str,
-                     claim: str, metric: str, note: str = "", framework: str | None = None,
-                     **extra: Any) -> tuple[Any, list[Any]]:
+                     claim: str, metric: str, note: str = "", framework: str | None = None, scoring: str = "mc",
+                     value: str = "correct", **extra: Any) -> tuple[Any, list[Any]]:
     """The ledger entry for ``a`` against ``b`` on ``result``'s questions, and the per-seed comparisons.
 
     When neither system was trained, or the two share one seed (e.g. an adapter trained once against
     one trained with three seeds: only the shared seed is compared), the entry is the exact paired
     comparison (:func:`compare_systems`); otherwise its difference and interval are the seed-averaged paired
     bootstrap, its values the mean of the per-seed accuracies, and its note lists each seed's verdict
-    (the seed spread). Returns ``(entry, per_seed)`` (``per_seed`` empty for untrained systems).
+    (the seed spread). ``scoring`` and ``value`` pick the rows and the column compared
+    (:func:`compare_systems`); a ``value`` that is not 0/1 is compared by the paired bootstrap
+    throughout. Returns ``(entry, per_seed)`` (``per_seed`` empty for untrained systems; a
+    per-seed item is a :class:`~ragft_lib.evaluate.PairedComparison`, or ``(difference, low,
+    high)`` for a value that is not 0/1).
 
     >>> entry, per_seed = comparison_entry(res, "rag", "lora-aug", id="x", dimension="new-knowledge",
     ...                                    chapter="35", claim="...", metric="accuracy")  # doctest: +SKIP
     """
+    from ..evaluate import verdict
     from ..evidence import entry_from_comparison, entry_from_interval
 
     def seeds_of(system: str) -> set[int]:
@@ -332,22 +342,39 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
 
     sa, sb = seeds_of(a), seeds_of(b)
     seeds = sorted(sa & sb) if sa and sb else sorted(sa | sb)
+    how = {"scoring": scoring, "value": value}
     if len(seeds) <= 1:  # untrained, or one seed shared by both: the exact paired test on that seed
-        cmp = compare_systems(result, a, b, seed=seeds[0] if seeds else None)
+        cmp = compare_systems(result, a, b, seed=seeds[0] if seeds else None, **how)
         if seeds and (len(sa) > 1 or len(sb) > 1):
             note = (note + f"; seed {seeds[0]} only (the seed both systems have)").lstrip("; ")
-        return entry_from_comparison(cmp, id=id, dimension=dimension, chapter=chapter, claim=claim, metric=metric,
-                                     note=note, framework=framework, **extra), []
-    d, lo, hi = compare_systems(result, a, b)
-    per = [compare_systems(result, a, b, seed=seed) for seed in seeds]
-    spread = "; per seed: " + ", ".join(f"{seed}: {c.verdict} ({c.difference:+.3f})" for seed, c in zip(seeds, per))
+        if not isinstance(cmp, tuple):
+            return entry_from_comparison(cmp, id=id, dimension=dimension, chapter=chapter, claim=claim,
+                                         metric=metric, note=note, framework=framework, **extra), []
+        seeds = seeds or [-1]
+    def interval(c: Any) -> tuple[float, float, float]:  # a bootstrap triple, or an exact test's
+        return c if isinstance(c, tuple) else (c.difference, c.ci[0], c.ci[1])
+
+    def reading(c: Any) -> str:
+        d_, lo_, hi_ = interval(c)
+        return f"{verdict(lo_, hi_)} ({d_:+.3f})"
+
+    averaged = compare_systems(result, a, b, **how)
+    d, lo, hi = interval(averaged)
+    per = [compare_systems(result, a, b, seed=seed, **how) for seed in seeds]
+
+    xa, xb = (per_question(result, x, scoring=scoring, value=value) for x in (a, b))
+    shared = [q for q in xa.index if q in xb.index]
+    spread = "" if seeds == [-1] else "; per seed: " + ", ".join(f"{seed}: {reading(c)}" for seed, c in zip(seeds, per))
+    over = f", outcomes averaged over {len(seeds)} seeds" if len(seeds) > 1 else ""
+    test = (f"paired bootstrap over questions{over}" if isinstance(averaged, tuple) else
+            f"{averaged.test} (every seed gave the same outcome on every question)")
     entry = entry_from_interval(id=id, dimension=dimension, framework=framework, chapter=chapter, claim=claim,
-                                metric=metric, a=a, b=b, n=per[0].n,
-                                value_a=sum(c.value_a for c in per) / len(per),
-                                value_b=sum(c.value_b for c in per) / len(per), difference=d, ci=(lo, hi),
-                                test=f"paired bootstrap over questions, outcomes averaged over {len(seeds)} seeds",
-                                note=(note + spread).lstrip("; "), seeds=seeds, **extra)
-    return entry, per
+                                metric=metric, a=a, b=b, n=len(shared),
+                                value_a=float(xa[shared].mean()), value_b=float(xb[shared].mean()),
+                                difference=d, ci=(lo, hi), test=test,
+                                note=(note + spread).lstrip("; "), **({"seeds": seeds} if seeds != [-1] else {}),
+                                **extra)
+    return entry, [] if seeds == [-1] else per
 
 
 #: The claims the headline run decides: ``(id, a, b, dimension, framework, claim)``, ``a`` the
