@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from .._fields import spec
 from .lab import Lab, cached_experiment, factor_grid, reporter, seeded_adapters
@@ -45,7 +45,10 @@ from .result import ExperimentResult, summarise
 from .settings import (ExperimentSettings, SizedSettings, epochs_tried_field, generator_field,
                        learning_rate_field, lr_factor_field, rank_factor_field, rank_field, seed_field, seeds_field)
 
-__all__ = ["FormSettings", "form_task", "FORM_SYSTEMS", "FORM_TASKS", "form_items"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["FormSettings", "form_task", "form_table", "FORM_SYSTEMS", "FORM_TASKS", "form_items"]
 
 #: The systems of a form task, in the book's order.
 FORM_SYSTEMS = ("prompted", "few-shot", "lora")
@@ -219,3 +222,38 @@ def _run(s: FormSettings, progress: bool | None) -> ExperimentResult:
         "training_examples": len(train), "example": example,
     }
     return ExperimentResult("form", frame, summarise(frame, by="approach"), timings, {}, s.to_dict(), extra)
+
+
+#: The table's names for the task's metric and side measures (``form_table``'s columns).
+_COLUMNS = {"format": {"correct": "validity", "fields": "field accuracy", "field_entity": "entity correct",
+                       "field_attribute": "attribute correct", "field_value": "value correct"},
+            "style": {"correct": "house style kept", "answer_kept": "answer kept"}}
+
+
+def form_table(result: ExperimentResult) -> "pd.DataFrame":
+    """One row per system of a :func:`form_task` result: each measure as ``(estimate, low, high)``
+    over the test items — a 0/1 outcome with Wilson's interval, an outcome averaged over the
+    adapter's seeds (or a share of fields) with a bootstrap interval over items —, the mean prompt
+    tokens per request, and the task metric's lowest and highest seed (``None`` untrained).
+
+    >>> form_table(form_task(FormSettings(task="style")))[["system", "house style kept"]]  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from ..evaluate import bootstrap_ci, wilson_ci
+
+    names = _COLUMNS[result.extra["task"]]
+    f = result.frame
+    rows = []
+    for system in FORM_SYSTEMS:
+        sub = f[f["approach"] == system]
+        items = sub.groupby("fact_id", sort=False)[[*names, "tokens"]].mean()
+        row: dict[str, Any] = {"system": system, "n": len(items)}
+        for col, label in names.items():
+            vals = [float(v) for v in items[col]]
+            row[label] = wilson_ci(vals) if set(vals) <= {0.0, 1.0} else bootstrap_ci(vals)
+        row["prompt tokens / request"] = float(items["tokens"].mean())
+        by_seed = sub[sub["seed"] >= 0].groupby("seed")["correct"].mean()
+        row["seeds (min, max)"] = (float(by_seed.min()), float(by_seed.max())) if len(by_seed) else None
+        rows.append(row)
+    return pd.DataFrame(rows)

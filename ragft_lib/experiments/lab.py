@@ -11,11 +11,13 @@ from ..evaluate import answer_contained, citation_precision
 from .settings import ExperimentSettings
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from ..models import Generator
 
 __all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows",
            "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "SeededAdapters", "adapter_config",
-           "factor_grid"]
+           "factor_grid", "validation_table"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -302,3 +304,29 @@ def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epoc
     for i in range(1, seeds):
         adapters[seed + i] = adapter(epochs, seed + i, lr, chosen_rank)
     return SeededAdapters(epochs, val_e, adapters, lr, val_lr, chosen_rank, val_r)
+
+
+def validation_table(result: Any, labels: Mapping[str, str]) -> "pd.DataFrame":
+    """The settings an experiment chose on validation, one row per value tried: ``setting`` (the
+    label of each key of ``labels``, in that order), ``value``, ``validation accuracy`` and
+    ``chosen``. Reads ``result.extra["validation"][key]`` (value -> accuracy) and
+    ``result.extra[key]`` (the chosen value), as the headline, jargon and form experiments write them.
+
+    >>> from types import SimpleNamespace as R
+    >>> validation_table(R(extra={"epochs": 2, "validation": {"epochs": {"1": 0.5, "2": 0.6}}}),
+    ...                  {"epochs": "adapter epochs"}).values.tolist()
+    [['adapter epochs', 1, 0.5, False], ['adapter epochs', 2, 0.6, True]]
+    """
+    import pandas as pd
+
+    from ..errors import ConfigError
+
+    rows = []
+    for key, label in labels.items():
+        if key not in result.extra.get("validation", {}) or key not in result.extra:
+            raise ConfigError(f"the result records no validation choice {key!r}", field="labels")
+        for value, acc in result.extra["validation"][key].items():
+            v = float(value) if any(c in value for c in ".e") else int(value)
+            rows.append({"setting": label, "value": v, "validation accuracy": acc,
+                         "chosen": v == result.extra[key]})
+    return pd.DataFrame(rows)
