@@ -85,3 +85,26 @@ def test_comparison_entry_compares_a_share_column_by_the_paired_bootstrap():
     with pytest.raises(ConfigError, match="^value: the result has no column 'tokens'"):
         comparison_entry(res, "lora", "few-shot", id="tokens-test", dimension="format", chapter="20", claim="c", metric="m",
                          scoring="free-form", value="tokens")
+
+
+@pytest.mark.slow
+def test_form_task_runs_end_to_end_on_the_packaged_model(tmp_path, monkeypatch):
+    """The smallest run: one adapter (1 epoch, no other rate or rank, one seed), every system answering
+    the 100 test items; the frame has a row per system and item and the validation record what was tried."""
+    monkeypatch.setenv("RAGFT_CACHE", str(tmp_path))
+    from ragft_lib.experiments import FormSettings, form_task
+    from ragft_lib.experiments.form import form_table
+
+    s = FormSettings(task="style", n_train=8, n_validation=10, n_test=100, max_epochs=1, lr_factor=1, rank_factor=1,
+                     seeds=1)
+    res = form_task(s, progress=False)
+    f = res.frame
+    assert sorted(f.approach.unique()) == ["few-shot", "lora", "prompted"] and len(f) == 300
+    assert res.extra["validation"] == {"epochs": {"1": pytest.approx(res.extra["validation"]["epochs"]["1"])},
+                                       "learning_rate": {"0.003": res.extra["validation"]["epochs"]["1"]},
+                                       "rank": {"8": res.extra["validation"]["epochs"]["1"]}}
+    table = form_table(res)
+    assert list(table.system) == ["prompted", "few-shot", "lora"] and (table.n == 100).all()
+    assert table.set_index("system").loc["few-shot", "prompt tokens / request"] > \
+        table.set_index("system").loc["prompted", "prompt tokens / request"]
+    assert form_task(s, progress=False).frame.equals(f)  # the second call loads the cached result
