@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Lab", "experiment_retrieval", "stratified_sample", "timed", "rag_prompts", "raft_prompts", "answer_rows",
            "cached_experiment", "reporter", "best_on_validation", "seeded_adapters", "SeededAdapters", "adapter_config",
-           "factor_grid", "validation_table"]
+           "factor_grid", "validation_table", "choices_at_edge"]
 
 
 def stratified_sample(facts: Sequence[Any], n: int, *, seed: int = 0, key: str = "attribute") -> list[Any]:
@@ -330,3 +330,22 @@ def validation_table(result: Any, labels: Mapping[str, str]) -> "pd.DataFrame":
             rows.append({"setting": label, "value": v, "validation accuracy": acc,
                          "chosen": v == result.extra[key]})
     return pd.DataFrame(rows)
+
+
+def choices_at_edge(result: Any, max_epochs: int) -> list[str]:
+    """The validation choices of ``result`` (``extra["epochs"]``, ``["learning_rate"]``, ``["rank"]``)
+    that lie at the edge of the range tried, in words: a search cannot say that a value beyond its
+    range would not do better, and a page that reports the choice should say so.
+
+    >>> from types import SimpleNamespace as R
+    >>> choices_at_edge(R(extra={"epochs": 3, "learning_rate": 0.003, "rank": 16, "validation": {
+    ...     "learning_rate": {"0.001": 0.5, "0.003": 0.7, "0.009": 0.6}, "rank": {"4": 0.6, "8": 0.7, "16": 0.9}}}), 3)
+    ['3 epochs, the most tried', 'rank 16, the largest tried']
+    """
+    x = result.extra
+    edges = [f"{x['epochs']} epochs, the most tried"] if max_epochs > 1 and x["epochs"] == max_epochs else []
+    for what, key in (("learning rate", "learning_rate"), ("rank", "rank")):
+        tried = [float(v) for v in x["validation"].get(key, {})]
+        if len(tried) > 1 and float(x[key]) in (min(tried), max(tried)):
+            edges.append(f"{what} {x[key]:g}, the {'largest' if float(x[key]) == max(tried) else 'smallest'} tried")
+    return edges
