@@ -177,3 +177,20 @@ def test_scorecard_percentages_never_print_a_nonzero_bound_as_zero():
     assert _signed_pct(-0.003) == "-0.3%" and _signed_pct(0.0) == "+0%" and _signed_pct(-0.112) == "-11%"
     cell = _diff({"difference": -0.05, "ci": (-0.112, -0.003), "metric": "accuracy (multiple choice)"})
     assert "[-11%, -0.3%]" in cell and cell.startswith("-5%")
+
+
+@pytest.mark.book
+def test_no_built_page_prints_a_negative_number_as_minus_zero():
+    """A bound of -0.3 points glued as "-0%" reads as zero next to a verdict that rests on it being
+    below zero: chapters glue such bounds with enough decimals (or through ``signed_points``)."""
+    import re
+
+    _built()
+    minus_zero = re.compile(r"[-\u2212]0(?:\.0+)?(?:%| points)(?![\d.])")
+    found = {}
+    for page in sorted(SITE.rglob("*.html")):
+        text = re.sub(r"<[^>]+>", "", page.read_text())
+        hits = [text[max(0, m.start() - 60):m.end()].replace("\n", " ") for m in minus_zero.finditer(text)]
+        if hits:
+            found[str(page.relative_to(SITE))] = hits[:3]
+    assert not found, f"pages print a negative value as minus zero: {found}"
