@@ -108,3 +108,23 @@ def test_form_task_runs_end_to_end_on_the_packaged_model(tmp_path, monkeypatch):
     assert table.set_index("system").loc["few-shot", "prompt tokens / request"] > \
         table.set_index("system").loc["prompted", "prompt tokens / request"]
     assert form_task(s, progress=False).frame.equals(f)  # the second call loads the cached result
+
+
+def test_comparison_entry_on_one_shared_seed_compares_a_share_on_that_seed_alone():
+    """Against a three-seed system, a system trained once is compared on the seed both have: the
+    values, the difference and the note all speak of that seed (not of an average over the others)."""
+    import pandas as pd
+
+    from ragft_lib.experiments import ExperimentResult, comparison_entry
+
+    rows = []
+    for q in range(120):
+        rows.append(dict(approach="once", seed=0, fact_id=str(q), scoring="s", correct=True, fields=1.0 if q % 2 else 0.5))
+        for seed in (0, 1, 2):
+            rows.append(dict(approach="thrice", seed=seed, fact_id=str(q), scoring="s", correct=True,
+                             fields=0.5 if seed == 0 else 0.0))
+    res = ExperimentResult("x", pd.DataFrame(rows), pd.DataFrame(), {}, {}, {}, {})
+    entry, per = comparison_entry(res, "once", "thrice", id="one-seed", dimension="format", chapter="20", claim="c",
+                                  metric="m", scoring="s", value="fields")
+    assert (entry.value_a, entry.value_b, entry.difference) == (0.75, 0.5, 0.25) and len(per) == 1
+    assert entry.note.startswith("seed 0 only") and entry.verdict == "supported"

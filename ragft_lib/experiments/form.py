@@ -215,9 +215,7 @@ def _run(s: FormSettings, progress: bool | None) -> ExperimentResult:
     n_val = len(val)
     extra = {
         "task": s.task, "epochs": chosen.epochs, "learning_rate": chosen.learning_rate, "rank": chosen.rank,
-        "validation": {"epochs": {str(e): sum(v) / n_val for e, v in chosen.validation.items()},
-                       "learning_rate": {f"{lr:g}": sum(v) / n_val for lr, v in chosen.validation_lr.items()},
-                       "rank": {str(r): sum(v) / n_val for r, v in chosen.validation_rank.items()}},
+        "validation": chosen.shares(),
         "seeds": sorted(chosen.adapters), "n_test": len(test), "n_validation": n_val, "n_shots": len(shots),
         "training_examples": len(train), "example": example,
     }

@@ -263,10 +263,7 @@ def _run(s: HeadlineSettings, progress: bool | None) -> ExperimentResult:
     extra = {
         "k": k, "epochs": epochs, "n_validation": n_val, "n_test": len(test),
         "learning_rate": chosen.learning_rate, "rank": chosen.rank,
-        "validation": {"k": {str(kk): sum(v) / n_val for kk, v in val_k.items()},
-                       "epochs": {str(e): sum(v) / n_val for e, v in val_e.items()},
-                       "learning_rate": {f"{lr:g}": sum(v) / n_val for lr, v in chosen.validation_lr.items()},
-                       "rank": {str(r): sum(v) / n_val for r, v in chosen.validation_rank.items()}},
+        "validation": {"k": {str(kk): sum(v) / n_val for kk, v in val_k.items()}, **chosen.shares()},
         "seeds": sorted(adapters), "training_examples": len(examples), "chance": 1 / s.options,
         "attributes": sorted({f.attribute for f in test}),
     }
@@ -343,14 +340,19 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
     sa, sb = seeds_of(a), seeds_of(b)
     seeds = sorted(sa & sb) if sa and sb else sorted(sa | sb)
     how = {"scoring": scoring, "value": value}
+    at = seeds[0] if len(seeds) == 1 else None  # one seed both systems have: compare on it alone
     if len(seeds) <= 1:  # untrained, or one seed shared by both: the exact paired test on that seed
-        cmp = compare_systems(result, a, b, seed=seeds[0] if seeds else None, **how)
+        averaged = compare_systems(result, a, b, seed=at, **how)
         if seeds and (len(sa) > 1 or len(sb) > 1):
             note = (note + f"; seed {seeds[0]} only (the seed both systems have)").lstrip("; ")
-        if not isinstance(cmp, tuple):
-            return entry_from_comparison(cmp, id=id, dimension=dimension, chapter=chapter, claim=claim,
+        if not isinstance(averaged, tuple):
+            return entry_from_comparison(averaged, id=id, dimension=dimension, chapter=chapter, claim=claim,
                                          metric=metric, note=note, framework=framework, **extra), []
-        seeds = seeds or [-1]
+        per = [averaged] if seeds else []  # a share (not 0/1): the paired bootstrap, entry built below
+    else:
+        averaged = compare_systems(result, a, b, **how)
+        per = [compare_systems(result, a, b, seed=seed, **how) for seed in seeds]
+
     def interval(c: Any) -> tuple[float, float, float]:  # a bootstrap triple, or an exact test's
         return c if isinstance(c, tuple) else (c.difference, c.ci[0], c.ci[1])
 
@@ -358,13 +360,10 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
         d_, lo_, hi_ = interval(c)
         return f"{verdict(lo_, hi_)} ({d_:+.3f})"
 
-    averaged = compare_systems(result, a, b, **how)
     d, lo, hi = interval(averaged)
-    per = [compare_systems(result, a, b, seed=seed, **how) for seed in seeds]
-
-    xa, xb = (per_question(result, x, scoring=scoring, value=value) for x in (a, b))
+    xa, xb = (per_question(result, x, scoring=scoring, seed=at, value=value) for x in (a, b))
     shared = [q for q in xa.index if q in xb.index]
-    spread = "" if seeds == [-1] else "; per seed: " + ", ".join(f"{seed}: {reading(c)}" for seed, c in zip(seeds, per))
+    spread = "; per seed: " + ", ".join(f"{seed}: {reading(c)}" for seed, c in zip(seeds, per)) if seeds else ""
     over = f", outcomes averaged over {len(seeds)} seeds" if len(seeds) > 1 else ""
     test = (f"paired bootstrap over questions{over}" if isinstance(averaged, tuple) else
             f"{averaged.test} (every seed gave the same outcome on every question)")
@@ -372,9 +371,8 @@ def comparison_entry(result: ExperimentResult, a: str, b: str, *, id: str, dimen
                                 metric=metric, a=a, b=b, n=len(shared),
                                 value_a=float(xa[shared].mean()), value_b=float(xb[shared].mean()),
                                 difference=d, ci=(lo, hi), test=test,
-                                note=(note + spread).lstrip("; "), **({"seeds": seeds} if seeds != [-1] else {}),
-                                **extra)
-    return entry, [] if seeds == [-1] else per
+                                note=(note + spread).lstrip("; "), **({"seeds": seeds} if seeds else {}), **extra)
+    return entry, per
 
 
 #: The claims the headline run decides: ``(id, a, b, dimension, framework, claim)``, ``a`` the

@@ -245,6 +245,17 @@ class SeededAdapters(NamedTuple):
     #: Validation outcomes per LoRA rank (at the chosen epochs and rate; only the first when none other was tried).
     validation_rank: Mapping[int, list[bool]] = {}
 
+    def shares(self) -> dict[str, dict[str, float]]:
+        """The validation accuracy of every value tried, by setting, keyed as the experiments store
+        it in ``extra["validation"]``: ``{"epochs": {"1": ...}, "learning_rate": {"0.003": ...},
+        "rank": {"8": ...}}``."""
+        def share(outcomes: Sequence[bool]) -> float:
+            return sum(outcomes) / len(outcomes)
+
+        return {"epochs": {str(e): share(v) for e, v in self.validation.items()},
+                "learning_rate": {f"{lr:g}": share(v) for lr, v in self.validation_lr.items()},
+                "rank": {str(r): share(v) for r, v in self.validation_rank.items()}}
+
 
 def seeded_adapters(generator: "Generator", examples: Sequence[Any], *, max_epochs: int, seeds: int, seed: int,
                     learning_rate: float, max_length: int, validate: Callable[[Any], list[bool]],
